@@ -1,0 +1,423 @@
+// A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) running as child
+// processes on 127.0.0.1. Used by the integration tests, `npm run cluster:up` and the demo.
+//
+// Why each flag is set is written next to it; controller-runtime's envtest runs the API server the same
+// way and was the reference.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { ensureBinaries, type Binaries } from './binaries.ts';
+
+const run = promisify(execFile);
+
+export interface ControlPlaneOptions {
+  /** Directory for data, certificates, kubeconfig and logs. A fresh temporary one when omitted. */
+  dir?: string;
+  /** Start kube-controller-manager (garbage collection, namespace deletion, service-account tokens). */
+  controllerManager?: boolean;
+  /** Extra kube-apiserver flags, e.g. for tests that need a feature gate. */
+  apiServerFlags?: string[];
+  /** Where child-process output goes: files in `dir` (default) or inherited stdio. */
+  logToFiles?: boolean;
+}
+
+export interface ControlPlaneInfo {
+  dir: string;
+  kubeconfigPath: string;
+  apiServerUrl: string;
+  etcdUrl: string;
+  pids: { etcd: number; apiServer: number; controllerManager?: number };
+}
+
+interface Pki {
+  caCert: string;
+  caKey: string;
+  servingCert: string;
+  servingKey: string;
+  adminCert: string;
+  adminKey: string;
+  serviceAccountKey: string;
+  serviceAccountPub: string;
+}
+
+/** Ports chosen by the kernel: bind :0 on loopback, read the port, release it. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  await run('openssl', args, { cwd });
+}
+
+// Certificates for the API server's serving endpoint and an admin client. openssl keeps this harness
+// independent of the project's own PKI code, which is what the tests exercise.
+async function makePki(dir: string): Promise<Pki> {
+  const pki = path.join(dir, 'pki');
+  await mkdir(pki, { recursive: true });
+  const f = (name: string) => path.join(pki, name);
+  const ecKey = (out: string) =>
+    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out], pki);
+  await ecKey(f('ca.key'));
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      f('ca.key'),
+      '-subj',
+      '/CN=svid-operator-local-ca',
+      '-days',
+      '30',
+      '-out',
+      f('ca.crt'),
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    pki,
+  );
+  const leaf = async (name: string, subj: string, ext: string) => {
+    await ecKey(f(`${name}.key`));
+    await openssl(['req', '-new', '-key', f(`${name}.key`), '-subj', subj, '-out', f(`${name}.csr`)], pki);
+    await writeFile(f(`${name}.ext`), ext);
+    await openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        f(`${name}.csr`),
+        '-CA',
+        f('ca.crt'),
+        '-CAkey',
+        f('ca.key'),
+        '-CAcreateserial',
+        '-days',
+        '30',
+        '-extfile',
+        f(`${name}.ext`),
+        '-out',
+        f(`${name}.crt`),
+      ],
+      pki,
+    );
+  };
+  // The service IP 10.96.0.1 is what in-cluster clients would dial; localhost/127.0.0.1 is what we dial.
+  await leaf(
+    'apiserver',
+    '/CN=kube-apiserver',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
+  );
+  // system:masters is bound to cluster-admin by the API server's bootstrap policy.
+  await leaf('admin', '/O=system:masters/CN=admin', 'extendedKeyUsage=clientAuth\n');
+  await openssl(
+    ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('sa.key')],
+    pki,
+  );
+  await openssl(['pkey', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub')], pki);
+  return {
+    caCert: f('ca.crt'),
+    caKey: f('ca.key'),
+    servingCert: f('apiserver.crt'),
+    servingKey: f('apiserver.key'),
+    adminCert: f('admin.crt'),
+    adminKey: f('admin.key'),
+    serviceAccountKey: f('sa.key'),
+    serviceAccountPub: f('sa.pub'),
+  };
+}
+
+async function writeKubeconfig(file: string, server: string, pki: Pki): Promise<void> {
+  const [ca, cert, key] = await Promise.all([
+    readFile(pki.caCert),
+    readFile(pki.adminCert),
+    readFile(pki.adminKey),
+  ]);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
+    users: [
+      {
+        name: 'admin',
+        user: {
+          'client-certificate-data': cert.toString('base64'),
+          'client-key-data': key.toString('base64'),
+        },
+      },
+    ],
+    contexts: [{ name: 'local', context: { cluster: 'local', user: 'admin', namespace: 'default' } }],
+    'current-context': 'local',
+  };
+  await writeFile(file, toYaml(config), { mode: 0o600 });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  child?: ChildProcess,
+  log?: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) {
+      throw new Error(
+        `${what} exited with code ${child.exitCode} before becoming ready${log ? `; see ${log}` : ''}`,
+      );
+    }
+    if (await check().catch(() => false)) return;
+    await sleep(250);
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000}s${log ? `; see ${log}` : ''}`);
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+export class ControlPlane {
+  readonly dir: string;
+  readonly kubeconfigPath: string;
+  private readonly opts: ControlPlaneOptions;
+  private bins!: Binaries;
+  private pki!: Pki;
+  private etcdPort = 0;
+  private etcdPeerPort = 0;
+  private apiPort = 0;
+  private etcd?: ChildProcess;
+  private apiServer?: ChildProcess;
+  private controllerManager?: ChildProcess;
+  private readonly logs: WriteStream[] = [];
+  private readonly ownsDir: boolean;
+
+  private constructor(dir: string, ownsDir: boolean, opts: ControlPlaneOptions) {
+    this.dir = dir;
+    this.ownsDir = ownsDir;
+    this.opts = opts;
+    this.kubeconfigPath = path.join(dir, 'kubeconfig');
+  }
+
+  /** Builds the binaries if they are not cached yet, then starts everything and waits for /readyz. */
+  static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const ownsDir = !opts.dir;
+    const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'svid-cp-')));
+    await mkdir(dir, { recursive: true });
+    const cp = new ControlPlane(dir, ownsDir, opts);
+    try {
+      cp.bins = await ensureBinaries();
+      cp.pki = await makePki(dir);
+      cp.etcdPort = await freePort();
+      cp.etcdPeerPort = await freePort();
+      cp.apiPort = await freePort();
+      await writeKubeconfig(cp.kubeconfigPath, cp.apiServerUrl, cp.pki);
+      await cp.startEtcd();
+      await cp.startApiServer();
+      if (opts.controllerManager ?? true) await cp.startControllerManager();
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+    return cp;
+  }
+
+  get apiServerUrl(): string {
+    return `https://127.0.0.1:${this.apiPort}`;
+  }
+
+  get etcdUrl(): string {
+    return `http://127.0.0.1:${this.etcdPort}`;
+  }
+
+  get binDir(): string {
+    return this.bins.dir;
+  }
+
+  get kubectl(): string {
+    return this.bins.kubectl;
+  }
+
+  info(): ControlPlaneInfo {
+    return {
+      dir: this.dir,
+      kubeconfigPath: this.kubeconfigPath,
+      apiServerUrl: this.apiServerUrl,
+      etcdUrl: this.etcdUrl,
+      pids: {
+        etcd: this.etcd?.pid ?? 0,
+        apiServer: this.apiServer?.pid ?? 0,
+        controllerManager: this.controllerManager?.pid,
+      },
+    };
+  }
+
+  private launch(name: string, bin: string, args: string[]): { child: ChildProcess; log?: string } {
+    const toFiles = this.opts.logToFiles ?? true;
+    const log = toFiles ? path.join(this.dir, `${name}.log`) : undefined;
+    const child = spawn(bin, args, { stdio: toFiles ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    if (log) {
+      const stream = createWriteStream(log, { flags: 'a' });
+      this.logs.push(stream);
+      child.stdout?.pipe(stream, { end: false });
+      child.stderr?.pipe(stream, { end: false });
+    }
+    return { child, log };
+  }
+
+  private async startEtcd(): Promise<void> {
+    const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
+    const { child, log } = this.launch('etcd', this.bins.etcd, [
+      `--data-dir=${path.join(this.dir, 'etcd')}`,
+      '--name=default',
+      `--listen-client-urls=${this.etcdUrl}`,
+      `--advertise-client-urls=${this.etcdUrl}`,
+      // The peer port is unused by a single member but etcd binds it anyway; keep it on loopback.
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=default=${peer}`,
+      // Test data is disposable; skipping fsync makes the API server several times faster on small disks.
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ]);
+    this.etcd = child;
+    await waitFor('etcd', 60_000, () => httpOk(`${this.etcdUrl}/health`), child, log);
+  }
+
+  /** Starts kube-apiserver on the same port as before, so clients and kubeconfigs keep working. */
+  async startApiServer(): Promise<void> {
+    const { child, log } = this.launch('kube-apiserver', this.bins.kubeApiserver, [
+      `--etcd-servers=${this.etcdUrl}`,
+      // Serve only on loopback, on the port written into the kubeconfig.
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${this.apiPort}`,
+      `--cert-dir=${path.join(this.dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${this.pki.servingCert}`,
+      `--tls-private-key-file=${this.pki.servingKey}`,
+      // Client certificates signed by this CA authenticate; the admin kubeconfig uses one.
+      `--client-ca-file=${this.pki.caCert}`,
+      // RBAC, not AlwaysAllow: the chart tests run the operator with its exact, least-privilege RBAC.
+      '--authorization-mode=RBAC',
+      // Service-account tokens (TokenRequest) for running the operator as its ServiceAccount.
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${this.pki.serviceAccountPub}`,
+      `--service-account-signing-key-file=${this.pki.serviceAccountKey}`,
+      // Required by the API server; no pods run here, so any private range will do.
+      '--service-cluster-ip-range=10.96.0.0/24',
+      // Nodes never join this control plane, so nothing needs privileged pods or the kubelet client.
+      '--allow-privileged=false',
+      '--profiling=false',
+      ...(this.opts.apiServerFlags ?? []),
+    ]);
+    this.apiServer = child;
+    await waitFor('kube-apiserver', 120_000, () => this.readyz(), child, log);
+  }
+
+  /** Stops kube-apiserver only (etcd and data stay), e.g. to test that clients survive an outage. */
+  async stopApiServer(): Promise<void> {
+    await terminate(this.apiServer);
+    this.apiServer = undefined;
+  }
+
+  async restartApiServer(): Promise<void> {
+    await this.stopApiServer();
+    await this.startApiServer();
+  }
+
+  private async startControllerManager(): Promise<void> {
+    const { child } = this.launch('kube-controller-manager', this.bins.kubeControllerManager, [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      // No serving endpoint is needed; 0 disables it and the delegated authn/authz it would require.
+      '--secure-port=0',
+      // One instance only.
+      '--leader-elect=false',
+      // Signs the tokens of service-account token Secrets and publishes the CA in kube-root-ca.crt.
+      `--service-account-private-key-file=${this.pki.serviceAccountKey}`,
+      `--root-ca-file=${this.pki.caCert}`,
+      // Garbage collection (owned Secrets) and namespace deletion are what the tests rely on; the rest
+      // of the defaults are harmless without nodes.
+      '--controllers=*',
+    ]);
+    this.controllerManager = child;
+  }
+
+  /** GET /readyz with the admin client certificate; true on HTTP 200 "ok". */
+  readyz(): Promise<boolean> {
+    return readyz(this.apiServerUrl, path.join(this.dir, 'pki'));
+  }
+
+  /** Runs the cached kubectl against this control plane. */
+  async kubectlRun(args: string[], input?: string): Promise<string> {
+    const child = spawn(this.bins.kubectl, [`--kubeconfig=${this.kubeconfigPath}`, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdin.end(input ?? '');
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${err.trim()}`);
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await terminate(this.controllerManager);
+    await terminate(this.apiServer);
+    await terminate(this.etcd);
+    for (const stream of this.logs) stream.end();
+    if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** GET <apiServerUrl>/readyz as the admin user whose credentials are in `pkiDir`; true on 200 "ok". */
+export async function readyz(apiServerUrl: string, pkiDir: string): Promise<boolean> {
+  const [ca, cert, key] = await Promise.all(
+    ['ca.crt', 'admin.crt', 'admin.key'].map((f) => readFile(path.join(pkiDir, f))),
+  );
+  return new Promise((resolve) => {
+    const req = https.get(`${apiServerUrl}/readyz`, { ca, cert, key, timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(res.statusCode === 200 && body.trim() === 'ok'));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within 10 s. */
+export async function terminate(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
