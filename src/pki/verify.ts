@@ -1,0 +1,140 @@
+import type { X509Certificate } from 'node:crypto';
+import { renewalTime } from '../renewal/index.ts';
+import type { LoadedCa } from './ca.ts';
+import { PkiError } from './errors.ts';
+import { CLOCK_SKEW_SECONDS } from './issue.ts';
+import { describeKey, formatKeySpec, sameKeySpec, type KeySpec } from './keys.ts';
+import { svidConformance } from './svid-rules.ts';
+import { parseCertificates, parsePrivateKey, pemOf, profile } from './x509.ts';
+
+export interface SecretSvid {
+  certChainPem?: string;
+  keyPem?: string;
+  bundlePem?: string;
+}
+
+export interface ExpectedSvid {
+  spiffeId: string;
+  dnsNames: readonly string[];
+  key: KeySpec;
+  durationSeconds: number;
+  renewBeforeSeconds: number;
+  uid: string;
+}
+
+export type ReissueReason =
+  | 'Missing'
+  | 'Corrupt'
+  | 'KeyMismatch'
+  | 'WrongIssuer'
+  | 'BundleChanged'
+  | 'NotConformant'
+  | 'SpecChanged'
+  | 'Expiring';
+
+export type SvidDecision =
+  | { action: 'keep'; renewalTime: Date; serialNumber: string; notBefore: Date; notAfter: Date }
+  | { action: 'issue'; reason: ReissueReason; message: string };
+
+const issue = (reason: ReissueReason, message: string): SvidDecision => ({
+  action: 'issue',
+  reason,
+  message,
+});
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+
+/**
+ * Whether the SVID in a Secret can stay, and until when; or why it must be reissued. The order of the
+ * checks is the order of the DESIGN's renewal rules: missing, corrupt, key mismatch, wrong CA, spec change,
+ * renewal time.
+ */
+export function verifySvid(
+  secret: SecretSvid,
+  expected: ExpectedSvid,
+  ca: LoadedCa,
+  opts: { now?: Date } = {},
+): SvidDecision {
+  const now = opts.now ?? new Date();
+  const missing = (['certChainPem', 'keyPem', 'bundlePem'] as const).filter((k) => !secret[k]?.trim());
+  if (missing.length > 0) {
+    const files = missing.map(
+      (k) => ({ certChainPem: 'tls.crt', keyPem: 'tls.key', bundlePem: 'ca.crt' })[k],
+    );
+    return issue('Missing', `the Secret has no ${files.join(', ')}`);
+  }
+  let certs: X509Certificate[];
+  try {
+    certs = parseCertificates(secret.certChainPem, 'tls.crt', 'Corrupt');
+    const key = parsePrivateKey(secret.keyPem, 'tls.key', 'Corrupt');
+    parseCertificates(secret.bundlePem, 'ca.crt', 'Corrupt');
+    if (!(certs[0] as X509Certificate).checkPrivateKey(key)) {
+      return issue('KeyMismatch', 'tls.key does not belong to the certificate in tls.crt');
+    }
+  } catch (err) {
+    if (err instanceof PkiError) return issue('Corrupt', err.message);
+    throw err;
+  }
+  const leaf = certs[0] as X509Certificate;
+  if (!leaf.checkIssued(ca.certificate) || !leaf.verify(ca.certificate.publicKey)) {
+    return issue('WrongIssuer', `the certificate was not issued by the current CA (${ca.subject})`);
+  }
+  if (certs.slice(1).map(pemOf).join('') !== ca.chainPem) {
+    return issue('WrongIssuer', 'the certificate chain in tls.crt is not the current CA chain');
+  }
+  if (secret.bundlePem !== ca.trustBundlePem) {
+    return issue('BundleChanged', 'ca.crt is not the current trust bundle');
+  }
+  const failed = svidConformance(leaf).filter((c) => !c.ok);
+  if (failed.length > 0) {
+    return issue(
+      'NotConformant',
+      `the certificate breaks the X.509-SVID rules: ${failed.map((c) => c.name).join('; ')}`,
+    );
+  }
+  const p = profile(leaf);
+  if (p.uris[0] !== expected.spiffeId) {
+    return issue('SpecChanged', `the SPIFFE ID changed from ${p.uris[0]} to ${expected.spiffeId}`);
+  }
+  if (!sameSet(p.dnsNames, expected.dnsNames)) {
+    return issue(
+      'SpecChanged',
+      `the DNS names changed from [${p.dnsNames.join(', ')}] to [${expected.dnsNames.join(', ')}]`,
+    );
+  }
+  const keySpec = describeKey(leaf.publicKey);
+  if (!keySpec || !sameKeySpec(keySpec, expected.key)) {
+    return issue(
+      'SpecChanged',
+      `the key type changed from ${keySpec ? formatKeySpec(keySpec) : 'an unsupported key'} to ${formatKeySpec(expected.key)}`,
+    );
+  }
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  const clamped = notAfter.getTime() === ca.notAfter.getTime();
+  const issuedSeconds = (notAfter.getTime() - notBefore.getTime()) / 1000;
+  // notBefore is backdated by up to CLOCK_SKEW_SECONDS (less when clamped to the CA's own notBefore).
+  const requested = expected.durationSeconds;
+  if (!clamped && (issuedSeconds < requested - 1 || issuedSeconds > requested + CLOCK_SKEW_SECONDS + 1)) {
+    return issue(
+      'SpecChanged',
+      `the lifetime changed to ${requested}s (the certificate has ${Math.round(issuedSeconds)}s)`,
+    );
+  }
+  const renewAt = renewalTime(notAfter, expected.renewBeforeSeconds, expected.uid);
+  if (now >= renewAt) {
+    return issue(
+      'Expiring',
+      now >= notAfter
+        ? `the certificate expired at ${notAfter.toISOString()}`
+        : `renewal was due at ${renewAt.toISOString()}`,
+    );
+  }
+  return {
+    action: 'keep',
+    renewalTime: renewAt,
+    serialNumber: leaf.serialNumber.toLowerCase(),
+    notBefore,
+    notAfter,
+  };
+}

@@ -1,0 +1,158 @@
+import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  KeyUsage,
+  KeyUsageFlags,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+} from '@peculiar/asn1-x509';
+import { readHeader, subjectPublicKeyBits } from './der.ts';
+import { PkiError } from './errors.ts';
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
+
+export function pemBlocks(pem: string): { label: string; der: Buffer }[] {
+  return [...pem.matchAll(PEM_BLOCK)].map((m) => ({
+    label: m[1] ?? '',
+    der: Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'),
+  }));
+}
+
+export function toPem(label: string, der: Buffer): string {
+  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
+  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
+}
+
+/**
+ * Every certificate in a PEM text, in order. `what` names the source for the error message
+ * (e.g. "the CA Secret's tls.crt").
+ */
+export function parseCertificates(pem: string | undefined, what: string, code: string): X509Certificate[] {
+  const blocks = pemBlocks(pem ?? '').filter((b) => b.label === 'CERTIFICATE');
+  if (blocks.length === 0) {
+    throw new PkiError(code, `${what} holds no PEM certificate ("-----BEGIN CERTIFICATE-----" block)`);
+  }
+  return blocks.map((b, i) => {
+    try {
+      return new X509Certificate(b.der);
+    } catch {
+      throw new PkiError(
+        code,
+        `certificate ${i + 1} in ${what} is not valid DER: the PEM is truncated or corrupt`,
+      );
+    }
+  });
+}
+
+/** A private key from PEM. The error never quotes the input: it may be key material. */
+export function parsePrivateKey(pem: string | undefined, what: string, code: string): KeyObject {
+  if (!pem || !pem.includes('PRIVATE KEY-----')) {
+    throw new PkiError(code, `${what} holds no PEM private key ("-----BEGIN PRIVATE KEY-----" block)`);
+  }
+  try {
+    return createPrivateKey(pem);
+  } catch {
+    throw new PkiError(
+      code,
+      `${what} is not a readable PEM private key: it is truncated, corrupt or encrypted`,
+    );
+  }
+}
+
+export function pemOf(cert: X509Certificate): string {
+  return toPem('CERTIFICATE', cert.raw);
+}
+
+/** The raw DER of the subject Name, copied from the certificate so issuer fields match byte for byte. */
+export function rawSubject(cert: X509Certificate): Buffer {
+  const der = cert.raw;
+  const tbs = readHeader(der, 0).header;
+  let offset = tbs + readHeader(der, tbs).header;
+  // version [0] is optional; then serial, signature algorithm, issuer, validity, subject.
+  if (der[offset] === 0xa0) offset = skip(der, offset);
+  for (let i = 0; i < 4; i++) offset = skip(der, offset);
+  const { header, length } = readHeader(der, offset);
+  return der.subarray(offset, offset + header + length);
+}
+
+function skip(der: Buffer, offset: number): number {
+  const { header, length } = readHeader(der, offset);
+  return offset + header + length;
+}
+
+export function parsedCertificate(cert: X509Certificate): Certificate {
+  return AsnConvert.parse(cert.raw, Certificate);
+}
+
+export interface CertificateProfile {
+  isCa: boolean | undefined;
+  basicConstraintsCritical: boolean;
+  keyUsage: number | undefined;
+  keyUsageCritical: boolean;
+  extKeyUsage: string[] | undefined;
+  uris: string[];
+  dnsNames: string[];
+  otherSans: number;
+  subjectKeyId: Buffer | undefined;
+}
+
+/** The extensions that the SVID and CA rules are about, read with @peculiar/asn1-x509. */
+export function profile(cert: X509Certificate): CertificateProfile {
+  const result: CertificateProfile = {
+    isCa: undefined,
+    basicConstraintsCritical: false,
+    keyUsage: undefined,
+    keyUsageCritical: false,
+    extKeyUsage: undefined,
+    uris: [],
+    dnsNames: [],
+    otherSans: 0,
+    subjectKeyId: undefined,
+  };
+  for (const ext of parsedCertificate(cert).tbsCertificate.extensions ?? []) {
+    const value = ext.extnValue.buffer;
+    switch (ext.extnID) {
+      case id_ce_basicConstraints:
+        result.isCa = AsnConvert.parse(value, BasicConstraints).cA;
+        result.basicConstraintsCritical = ext.critical;
+        break;
+      case id_ce_keyUsage:
+        result.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+        result.keyUsageCritical = ext.critical;
+        break;
+      case id_ce_extKeyUsage:
+        result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+        break;
+      case id_ce_subjectAltName:
+        for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
+          if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
+          else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
+          else result.otherSans++;
+        }
+        break;
+      case id_ce_subjectKeyIdentifier:
+        result.subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
+        break;
+    }
+  }
+  return result;
+}
+
+export { KeyUsageFlags };
+
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
+export function keyIdentifier(publicKey: KeyObject): Buffer {
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha1').update(subjectPublicKeyBits(spki)).digest();
+}
+
+export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';

@@ -1,0 +1,8 @@
+export {
+  checkDnsNames,
+  dnsNameProblem,
+  matchesPattern,
+  patternProblem,
+  type DnsPolicy,
+  type DnsViolation,
+} from './dns.ts';

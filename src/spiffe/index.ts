@@ -1,0 +1,10 @@
+export {
+  SpiffeIdError,
+  buildSpiffeId,
+  isSpiffeId,
+  parseSpiffeId,
+  pathProblem,
+  trustDomainProblem,
+  validateTrustDomain,
+  type SpiffeId,
+} from './id.ts';
