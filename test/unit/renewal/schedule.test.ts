@@ -1,0 +1,72 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  formatDuration,
+  jitterSeconds,
+  MAX_JITTER_SECONDS,
+  parseDuration,
+  renewalTime,
+  resolveLifetime,
+} from '../../../src/renewal/index.ts';
+
+const bounds = { minSeconds: 600, maxSeconds: 86400 };
+
+describe('renewal math', () => {
+  it('parses and formats Go durations', () => {
+    expect(parseDuration('1h')).to.equal(3600);
+    expect(parseDuration('1h30m')).to.equal(5400);
+    expect(parseDuration('1.5h')).to.equal(5400);
+    expect(parseDuration('90s')).to.equal(90);
+    expect(parseDuration('500ms')).to.equal(0.5);
+    expect(formatDuration(5400)).to.equal('1h30m');
+    expect(formatDuration(20)).to.equal('20s');
+    for (const bad of ['', '1', 'h', '1d', '-1h', '1h x', 'one hour']) {
+      expect(() => parseDuration(bad), bad).to.throw(/duration/);
+    }
+  });
+
+  it('defaults to 1h and a third of the duration', () => {
+    expect(resolveLifetime({}, bounds)).to.deep.equal({
+      ok: true,
+      lifetime: { durationSeconds: 3600, renewBeforeSeconds: 1200 },
+    });
+    expect(resolveLifetime({ duration: '30m' }, bounds)).to.deep.equal({
+      ok: true,
+      lifetime: { durationSeconds: 1800, renewBeforeSeconds: 600 },
+    });
+  });
+
+  it('refuses renewBefore >= duration and durations outside the bounds, saying why', () => {
+    const r1 = resolveLifetime({ duration: '1h', renewBefore: '1h' }, bounds);
+    expect(r1.ok === false && r1.message).to.contain('must be shorter than duration 1h');
+    const r2 = resolveLifetime({ duration: '5m' }, bounds);
+    expect(r2.ok === false && r2.message).to.contain("outside the operator's bounds [10m, 24h]");
+    const r3 = resolveLifetime({ duration: '48h' }, bounds);
+    expect(r3.ok === false && r3.message).to.contain('outside');
+    const r4 = resolveLifetime({ duration: 'soon' }, bounds);
+    expect(r4.ok === false && r4.message).to.contain('is not a duration');
+  });
+
+  it('computes renewalTime = notAfter - renewBefore - jitter, deterministic per UID', () => {
+    const notAfter = new Date('2030-01-01T01:00:00Z');
+    const a = renewalTime(notAfter, 1200, 'uid-a');
+    expect(renewalTime(notAfter, 1200, 'uid-a').getTime()).to.equal(a.getTime());
+    expect(a.getTime()).to.be.at.most(notAfter.getTime() - 1200_000);
+    expect(renewalTime(notAfter, 1200, 'uid-b').getTime()).not.to.equal(a.getTime());
+  });
+
+  it('bounds jitter by a tenth of renewBefore and 5 minutes (property)', () => {
+    fc.assert(
+      fc.property(fc.uuid(), fc.integer({ min: 1, max: 10 * 86400 }), (uid, renewBefore) => {
+        const j = jitterSeconds(uid, renewBefore);
+        return j >= 0 && j < Math.min(renewBefore / 10, MAX_JITTER_SECONDS) + 1e-9;
+      }),
+    );
+  });
+
+  it('spreads 1000 identities over the jitter window', () => {
+    const seconds = new Set<number>();
+    for (let i = 0; i < 1000; i++) seconds.add(Math.floor(jitterSeconds(`uid-${i}`, 3600)));
+    expect(seconds.size).to.be.greaterThan(250);
+  });
+});
