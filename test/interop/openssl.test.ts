@@ -1,0 +1,217 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../hack/lib/control-plane.ts';
+import { createSelfSignedCa, issueSvid, loadCa, type KeySpec, type LoadedCa } from '../../src/pki/index.ts';
+import { openssl, opensslCa } from '../support/pki-fixtures.ts';
+
+const KEYS: KeySpec[] = [
+  { algorithm: 'ECDSA', size: 256 },
+  { algorithm: 'ECDSA', size: 384 },
+  { algorithm: 'Ed25519' },
+  { algorithm: 'RSA', size: 2048 },
+  { algorithm: 'RSA', size: 3072 },
+];
+const name = (k: KeySpec) => (k.algorithm === 'Ed25519' ? 'Ed25519' : `${k.algorithm}-${k.size}`);
+
+async function verify(ca: LoadedCa, key: KeySpec): Promise<void> {
+  const svid = await issueSvid(ca, {
+    spiffeId: 'spiffe://example.org/ns/a/sa/b',
+    dnsNames: ['b.a.svc'],
+    durationSeconds: 600,
+    key,
+  });
+  const leaf = svid.certChainPem.slice(0, svid.certChainPem.indexOf('-----END CERTIFICATE-----') + 26);
+  const chain = svid.certChainPem.slice(leaf.length);
+  for (const purpose of ['sslclient', 'sslserver']) {
+    const args = [
+      'verify',
+      '-CAfile',
+      'bundle.pem',
+      ...(chain ? ['-untrusted', 'chain.pem'] : []),
+      '-purpose',
+      purpose,
+      'leaf.pem',
+    ];
+    const res = await openssl(args, {
+      'bundle.pem': svid.bundlePem,
+      'chain.pem': chain || '\n',
+      'leaf.pem': leaf,
+    });
+    await res.cleanup();
+    expect(res.output.trim(), `${name(key)} ${purpose}: ${res.output}`).to.equal('leaf.pem: OK');
+  }
+}
+
+describe('interop: openssl', function () {
+  this.timeout(60_000);
+
+  for (const caKey of KEYS.slice(0, 4)) {
+    it(`verifies SVIDs of every key type from a ${name(caKey)} root (sslclient and sslserver)`, async () => {
+      const ca = await loadCa(await createSelfSignedCa({ trustDomain: 'example.org', key: caKey }));
+      for (const key of KEYS) await verify(ca, key);
+    });
+  }
+
+  it('verifies SVIDs from an intermediate CA through the chain in tls.crt', async () => {
+    const root = await opensslCa({
+      keyArgs: ['-newkey', 'rsa:2048'],
+      extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+    });
+    const csr = await openssl(
+      [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-384',
+        '-nodes',
+        '-keyout',
+        'int.key',
+        '-subj',
+        '/CN=int',
+        '-out',
+        'int.csr',
+      ],
+      {
+        'root.crt': root.certPem,
+        'root.key': root.keyPem,
+        'ext.cnf': 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n',
+      },
+    );
+    const sign = await openssl([
+      'x509',
+      '-req',
+      '-in',
+      `${csr.dir}/int.csr`,
+      '-CA',
+      `${csr.dir}/root.crt`,
+      '-CAkey',
+      `${csr.dir}/root.key`,
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      `${csr.dir}/ext.cnf`,
+      '-out',
+      `${csr.dir}/int.crt`,
+    ]);
+    expect(sign.code, sign.output).to.equal(0);
+    await sign.cleanup();
+    const { readFile } = await import('node:fs/promises');
+    const ca = await loadCa({
+      certPem: await readFile(`${csr.dir}/int.crt`, 'utf8'),
+      keyPem: await readFile(`${csr.dir}/int.key`, 'utf8'),
+      bundlePem: root.certPem,
+    });
+    await csr.cleanup();
+    for (const key of KEYS.slice(0, 3)) await verify(ca, key);
+  });
+
+  it('completes a mutual TLS handshake between openssl s_server and s_client with two SVIDs', async () => {
+    const ca = await loadCa(await createSelfSignedCa({ trustDomain: 'example.org' }));
+    const server = await issueSvid(ca, {
+      spiffeId: 'spiffe://example.org/ns/a/sa/server',
+      durationSeconds: 600,
+    });
+    const client = await issueSvid(ca, {
+      spiffeId: 'spiffe://example.org/ns/a/sa/client',
+      durationSeconds: 600,
+      key: { algorithm: 'Ed25519' },
+    });
+    const ok = await handshake(server, client);
+    expect(ok.client, ok.client).to.contain('Verification: OK');
+    expect(ok.code, ok.client).to.equal(0);
+    // The server verified the client's SVID up to the root.
+    expect(ok.server).to.match(/depth=0 O = svid-operator\nverify return:1/);
+
+    const otherCa = await loadCa(await createSelfSignedCa({ trustDomain: 'example.org' }));
+    const stranger = await issueSvid(otherCa, {
+      spiffeId: 'spiffe://example.org/ns/a/sa/client',
+      durationSeconds: 600,
+    });
+    const refused = await handshake(server, stranger);
+    expect(refused.server, refused.server).to.match(
+      /unable to get local issuer certificate|certificate verify failed/,
+    );
+  });
+});
+
+/** One s_server (client certificate required) and one s_client connection on loopback. */
+async function handshake(
+  server: { certChainPem: string; keyPem: string; bundlePem: string },
+  client: { certChainPem: string; keyPem: string },
+): Promise<{ code: number; client: string; server: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'svid-handshake-'));
+  const files = {
+    'server.crt': server.certChainPem,
+    'server.key': server.keyPem,
+    'client.crt': client.certChainPem,
+    'client.key': client.keyPem,
+    'bundle.pem': server.bundlePem,
+  };
+  for (const [f, content] of Object.entries(files)) await writeFile(path.join(dir, f), content);
+  const port = await freePort();
+  // -Verify 1 requires a client certificate; -verify_return_error fails the handshake when it does not verify.
+  const s = spawn(
+    'openssl',
+    [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      'server.crt',
+      '-key',
+      'server.key',
+      '-CAfile',
+      'bundle.pem',
+      '-Verify',
+      '1',
+      '-verify_return_error',
+      '-naccept',
+      '1',
+      '-www',
+    ],
+    { cwd: dir },
+  );
+  let serverOut = '';
+  s.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
+  s.stderr.on('data', (d: Buffer) => (serverOut += d.toString()));
+  try {
+    for (let i = 0; i < 50 && !serverOut.includes('ACCEPT'); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const c = spawn(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-cert',
+        'client.crt',
+        '-key',
+        'client.key',
+        '-CAfile',
+        'bundle.pem',
+        '-verify_return_error',
+        '-brief',
+      ],
+      { cwd: dir },
+    );
+    let clientOut = '';
+    c.stdout.on('data', (d: Buffer) => (clientOut += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (clientOut += d.toString()));
+    c.stdin.end('GET / HTTP/1.0\r\n\r\n');
+    const timer = setTimeout(() => c.kill(), 15_000);
+    const [code] = (await once(c, 'close')) as [number];
+    clearTimeout(timer);
+    await new Promise((r) => setTimeout(r, 100));
+    return { code, client: clientOut, server: serverOut };
+  } finally {
+    s.kill();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
