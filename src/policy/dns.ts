@@ -23,7 +23,8 @@ export function dnsNameProblem(name: string): string | undefined {
   if (name !== name.toLowerCase()) return `the DNS name "${name}" has uppercase letters; use lowercase`;
   if (name.endsWith('.')) return `the DNS name "${name}" must not end with "."`;
   const labels = name.split('.');
-  if (name === '*') return 'the DNS name "*" is a bare wildcard: a wildcard needs a domain after it, e.g. *.example.com';
+  if (name === '*')
+    return 'the DNS name "*" is a bare wildcard: a wildcard needs a domain after it, e.g. *.example.com';
   for (const [i, label] of labels.entries()) {
     if (label === '*' && i === 0 && labels.length > 1) continue;
     if (label.includes('*'))
