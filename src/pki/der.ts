@@ -3,23 +3,33 @@
 // model made signing ten times slower than key generation (see bench/). Parsing, where speed does not
 // matter, uses @peculiar/asn1-x509.
 
-function encodeLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
+/** One DER element, written into a single buffer: this runs a few dozen times per issued certificate. */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = content.length === 1 ? (content[0] as Buffer) : Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
+  let length = 0;
+  for (const c of content) length += c.length;
+  const lengthBytes = length < 0x80 ? 0 : length < 0x100 ? 1 : length < 0x10000 ? 2 : 3;
+  if (length >= 0x1000000) throw new RangeError('DER element longer than 16 MiB');
+  const out = Buffer.allocUnsafe(2 + lengthBytes + length);
+  out[0] = tag;
+  let offset = 1;
+  if (lengthBytes === 0) out[offset++] = length;
+  else {
+    out[offset++] = 0x80 | lengthBytes;
+    for (let i = lengthBytes - 1; i >= 0; i--) out[offset++] = (length >> (8 * i)) & 0xff;
+  }
+  for (const c of content) {
+    c.copy(out, offset);
+    offset += c.length;
+  }
+  return out;
 }
 
 export const sequence = (...content: Buffer[]): Buffer => tlv(0x30, ...content);
 export const set = (...content: Buffer[]): Buffer => tlv(0x31, ...content);
 export const octetString = (content: Buffer): Buffer => tlv(0x04, content);
+const UNUSED_BITS = [0, 1, 2, 3, 4, 5, 6, 7].map((n) => Buffer.from([n]));
 export const bitString = (content: Buffer, unusedBits = 0): Buffer =>
-  tlv(0x03, Buffer.from([unusedBits]), content);
+  tlv(0x03, UNUSED_BITS[unusedBits] ?? Buffer.from([unusedBits]), content);
 export const contextExplicit = (n: number, ...content: Buffer[]): Buffer => tlv(0xa0 + n, ...content);
 export const contextPrimitive = (n: number, content: Buffer): Buffer => tlv(0x80 + n, content);
 export const utf8String = (s: string): Buffer => tlv(0x0c, Buffer.from(s, 'utf8'));

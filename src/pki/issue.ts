@@ -4,6 +4,8 @@ import { PkiError } from './errors.ts';
 import { DEFAULT_KEY, generateKeyPair, type KeySpec } from './keys.ts';
 import { leafExtensions, randomSerial, signCertificate, svidSubject } from './signer.ts';
 import { subjectPublicKeyBits } from './der.ts';
+import { encodeEcKey } from './ec-encoding.ts';
+import { toPem } from './x509.ts';
 import { createHash } from 'node:crypto';
 
 export interface SvidRequest {
@@ -54,7 +56,13 @@ export async function issueSvid(ca: LoadedCa, req: SvidRequest): Promise<IssuedS
   const notAfter = clampedToCa ? ca.notAfter : wanted;
   const keySpec = req.key ?? DEFAULT_KEY;
   const { privateKey, publicKey } = await generateKeyPair(keySpec);
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  const { spki, pkcs8 } =
+    keySpec.algorithm === 'ECDSA'
+      ? encodeEcKey(privateKey)
+      : {
+          spki: publicKey.export({ type: 'spki', format: 'der' }),
+          pkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }),
+        };
   const serial = randomSerial();
   const leafPem = signCertificate(
     {
@@ -77,7 +85,7 @@ export async function issueSvid(ca: LoadedCa, req: SvidRequest): Promise<IssuedS
   );
   return {
     certChainPem: leafPem + ca.chainPem,
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: toPem('PRIVATE KEY', pkcs8),
     bundlePem: ca.trustBundlePem,
     serialNumber: serial.toString('hex'),
     spiffeId: req.spiffeId,

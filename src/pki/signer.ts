@@ -43,8 +43,13 @@ export function signatureScheme(key: KeyObject): SignatureScheme {
 }
 
 const VERSION_3 = contextExplicit(0, unsignedInteger(Buffer.from([2])));
-const ext = (id: string, critical: boolean, value: Buffer): Buffer =>
-  critical ? sequence(oid(id), TRUE, octetString(value)) : sequence(oid(id), octetString(value));
+const OIDS = new Map<string, Buffer>();
+// OIDs are encoded once; this runs per issued certificate.
+const ext = (id: string, critical: boolean, value: Buffer): Buffer => {
+  let encoded = OIDS.get(id);
+  if (!encoded) OIDS.set(id, (encoded = oid(id)));
+  return critical ? sequence(encoded, TRUE, octetString(value)) : sequence(encoded, octetString(value));
+};
 
 // Leaf extensions that never change, encoded once.
 const BASIC_CONSTRAINTS_LEAF = ext('2.5.29.19', true, sequence());

@@ -1,0 +1,45 @@
+// `npm run bench`: measures what users care about and writes bench/results.json. Every figure is a ratio
+// against a reference measured in the same run, or a count, so it holds on a noisy machine.
+// `npm run bench -- --smoke` runs each measurement briefly (CI runs it so the script cannot rot).
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchSigning } from './signing.ts';
+
+export interface BenchResults {
+  machine: { cores: number; node: string; smoke: boolean };
+  signing: { perSecond: number | null; referencePerSecond: number | null; ratio: number | null };
+}
+
+export async function runBench(opts: { smoke: boolean; out: string }): Promise<BenchResults> {
+  const results: BenchResults = {
+    machine: { cores: os.availableParallelism(), node: process.version, smoke: opts.smoke },
+    signing: { perSecond: null, referencePerSecond: null, ratio: null },
+  };
+  const signing = await benchSigning(opts.smoke ? { rounds: 1, roundMs: 200 } : { rounds: 5, roundMs: 2000 });
+  results.signing = {
+    perSecond: signing.perSecond,
+    referencePerSecond: signing.referencePerSecond,
+    ratio: signing.ratio,
+  };
+
+  const fmt = (n: number | null, digits = 1) => (n === null ? 'n/a' : n.toFixed(digits));
+  const rows: [string, string, string][] = [
+    ['signing: SVIDs/s (ECDSA P-256, one core)', fmt(signing.perSecond), ''],
+    ['signing: node:crypto keygen + sign /s', fmt(signing.referencePerSecond), ''],
+    ['signing: ratio', fmt(signing.ratio, 3), 'target >= 0.4'],
+  ];
+  console.log(
+    `\nmachine: ${results.machine.cores} cores, Node ${results.machine.node}${opts.smoke ? ' (smoke run)' : ''}`,
+  );
+  for (const [name, value, target] of rows)
+    console.log(`${name.padEnd(48)} ${value.padStart(12)}  ${target}`);
+  await writeFile(opts.out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nwrote ${opts.out}`);
+  return results;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const smoke = process.argv.includes('--smoke');
+  await runBench({ smoke, out: fileURLToPath(new URL('results.json', import.meta.url)) });
+}
