@@ -41,5 +41,7 @@ export async function runBench(opts: { smoke: boolean; out: string }): Promise<B
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const smoke = process.argv.includes('--smoke');
-  await runBench({ smoke, out: fileURLToPath(new URL('results.json', import.meta.url)) });
+  const outArg = process.argv.indexOf('--out');
+  const out = outArg > 0 ? process.argv[outArg + 1] : undefined;
+  await runBench({ smoke, out: out ?? fileURLToPath(new URL('results.json', import.meta.url)) });
 }

@@ -1,0 +1,32 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+// A reduced run of `npm run bench` so the benchmark cannot rot. Its figures are not judged here: timed
+// assertions do not belong in tests on a shared 2-core machine.
+describe('npm run bench --smoke', function () {
+  this.timeout(10 * 60_000);
+
+  it('runs every measurement briefly and writes results.json with numbers', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'svid-bench-'));
+    try {
+      const out = path.join(dir, 'results.json');
+      const script = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+      const { stdout } = await run(process.execPath, [script, '--smoke', '--out', out]);
+      expect(stdout).to.contain('signing: ratio');
+      const results = JSON.parse(await readFile(out, 'utf8')) as Record<string, Record<string, unknown>>;
+      expect(results.machine?.cores).to.be.a('number');
+      for (const key of ['perSecond', 'referencePerSecond', 'ratio']) {
+        expect(results.signing?.[key], `signing.${key}`).to.be.a('number').greaterThan(0);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
