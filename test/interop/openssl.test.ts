@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../hack/lib/control-plane.ts';
 import { createSelfSignedCa, issueSvid, loadCa, type KeySpec, type LoadedCa } from '../../src/pki/index.ts';
-import { openssl, opensslCa } from '../support/pki-fixtures.ts';
+import { openssl, opensslCa, opensslIntermediate } from '../support/pki-fixtures.ts';
 
 const KEYS: KeySpec[] = [
   { algorithm: 'ECDSA', size: 256 },
@@ -61,54 +61,13 @@ describe('interop: openssl', function () {
       keyArgs: ['-newkey', 'rsa:2048'],
       extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
     });
-    const csr = await openssl(
-      [
-        'req',
-        '-new',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-384',
-        '-nodes',
-        '-keyout',
-        'int.key',
-        '-subj',
-        '/CN=int',
-        '-out',
-        'int.csr',
-      ],
-      {
-        'root.crt': root.certPem,
-        'root.key': root.keyPem,
-        'ext.cnf': 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n',
-      },
-    );
-    const sign = await openssl([
-      'x509',
-      '-req',
-      '-in',
-      `${csr.dir}/int.csr`,
-      '-CA',
-      `${csr.dir}/root.crt`,
-      '-CAkey',
-      `${csr.dir}/root.key`,
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-extfile',
-      `${csr.dir}/ext.cnf`,
-      '-out',
-      `${csr.dir}/int.crt`,
+    const intermediate = await opensslIntermediate(root, [
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
     ]);
-    expect(sign.code, sign.output).to.equal(0);
-    await sign.cleanup();
-    const { readFile } = await import('node:fs/promises');
-    const ca = await loadCa({
-      certPem: await readFile(`${csr.dir}/int.crt`, 'utf8'),
-      keyPem: await readFile(`${csr.dir}/int.key`, 'utf8'),
-      bundlePem: root.certPem,
-    });
-    await csr.cleanup();
+    const ca = await loadCa({ ...intermediate, bundlePem: root.certPem });
     for (const key of KEYS.slice(0, 3)) await verify(ca, key);
   });
 

@@ -56,3 +56,55 @@ export async function opensslCa(opts: {
   await res.cleanup();
   return { certPem, keyPem };
 }
+
+/** An intermediate CA signed by `root` with openssl: its certificate and key, PEM. */
+export async function opensslIntermediate(
+  root: { certPem: string; keyPem: string },
+  keyArgs: string[] = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+): Promise<{ certPem: string; keyPem: string }> {
+  const csr = await openssl(
+    [
+      'req',
+      '-new',
+      ...keyArgs,
+      '-nodes',
+      '-keyout',
+      'int.key',
+      '-subj',
+      '/CN=intermediate',
+      '-out',
+      'int.csr',
+    ],
+    {
+      'root.crt': root.certPem,
+      'root.key': root.keyPem,
+      'ext.cnf': 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n',
+    },
+  );
+  try {
+    if (csr.code !== 0) throw new Error(`openssl req failed: ${csr.output}`);
+    const f = (name: string) => path.join(csr.dir, name);
+    const sign = await openssl([
+      'x509',
+      '-req',
+      '-in',
+      f('int.csr'),
+      '-CA',
+      f('root.crt'),
+      '-CAkey',
+      f('root.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      f('ext.cnf'),
+      '-out',
+      f('int.crt'),
+    ]);
+    await sign.cleanup();
+    if (sign.code !== 0) throw new Error(`openssl x509 failed: ${sign.output}`);
+    return { certPem: await readFile(f('int.crt'), 'utf8'), keyPem: await readFile(f('int.key'), 'utf8') };
+  } finally {
+    await csr.cleanup();
+  }
+}

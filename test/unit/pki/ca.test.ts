@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createSelfSignedCa, issueSvid, loadCa, PkiError } from '../../../src/pki/index.ts';
-import { opensslCa } from '../../support/pki-fixtures.ts';
+import { opensslCa, opensslIntermediate } from '../../support/pki-fixtures.ts';
 
 /** Expects a PkiError with this code and message, which quotes no line of any key in `keys`. */
 async function expectPkiError(
@@ -47,7 +47,7 @@ describe('CA loading', () => {
       keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
       extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
     });
-    const { intermediatePem, intermediateKey } = await makeIntermediate(root);
+    const { certPem: intermediatePem, keyPem: intermediateKey } = await opensslIntermediate(root);
     const ca = await loadCa({ certPem: intermediatePem, keyPem: intermediateKey, bundlePem: root.certPem });
     expect(ca.chainPem).to.equal(ca.certificate.toString());
     expect(ca.trustBundlePem.trim()).to.equal(root.certPem.trim());
@@ -168,54 +168,3 @@ describe('CA loading', () => {
     expect(short.clampedToCa).to.equal(false);
   });
 });
-
-async function makeIntermediate(root: { certPem: string; keyPem: string }) {
-  const { openssl } = await import('../../support/pki-fixtures.ts');
-  const { readFile } = await import('node:fs/promises');
-  const res = await openssl(
-    [
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'int.key',
-      '-subj',
-      '/CN=intermediate',
-      '-out',
-      'int.csr',
-    ],
-    {
-      'root.crt': root.certPem,
-      'root.key': root.keyPem,
-      'ext.cnf': 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
-    },
-  );
-  if (res.code !== 0) throw new Error(res.output);
-  const sign = await openssl([
-    'x509',
-    '-req',
-    '-in',
-    `${res.dir}/int.csr`,
-    '-CA',
-    `${res.dir}/root.crt`,
-    '-CAkey',
-    `${res.dir}/root.key`,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    `${res.dir}/ext.cnf`,
-    '-out',
-    `${res.dir}/int.crt`,
-  ]);
-  if (sign.code !== 0) throw new Error(sign.output);
-  await sign.cleanup();
-  const intermediatePem = await readFile(`${res.dir}/int.crt`, 'utf8');
-  const intermediateKey = await readFile(`${res.dir}/int.key`, 'utf8');
-  await res.cleanup();
-  return { intermediatePem, intermediateKey };
-}
