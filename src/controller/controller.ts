@@ -1,0 +1,286 @@
+// Wires the watches to the work queue and the reconciler: WorkloadIdentities (the input), the Secrets the
+// operator manages (selected by label, so no other Secret is ever cached) and the CA Secret (by name).
+import * as k8s from '@kubernetes/client-node';
+import { loadCa, PkiError } from '../pki/index.ts';
+import { EventRecorder } from './events.ts';
+import { errorText, Informer, keyOf, type InformerLogger, type Source } from './informer.ts';
+import { RateLimiter } from './limiter.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import type { CaState, IdentityPolicy } from './plan.ts';
+import { Reconciler, type ReconcileLogger } from './reconciler.ts';
+import { WorkQueue } from './queue.ts';
+import {
+  GROUP,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OWNER_LABEL,
+  PLURAL,
+  VERSION,
+  type WorkloadIdentity,
+} from './types.ts';
+
+export interface ControllerOptions {
+  kc: k8s.KubeConfig;
+  policy: IdentityPolicy;
+  caSecret: { namespace: string; name: string };
+  /** PEM roots added to every trust bundle, e.g. the previous CA during a rotation. */
+  extraRootsPem?: string;
+  /** Empty: all namespaces. */
+  watchNamespaces: string[];
+  concurrency: number;
+  /** Issuances per second at most, so a CA change does not flood the API server. */
+  issuanceRate: number;
+  apiQps: number;
+  resyncMs: number;
+  instance: string;
+  metrics: ControllerMetrics;
+  log: ReconcileLogger & InformerLogger;
+}
+
+/** A read view over several informers of the same kind (one per watched namespace). */
+class Caches<T extends { metadata?: { namespace?: string; name?: string } }> {
+  readonly informers: Informer<T>[];
+  constructor(informers: Informer<T>[]) {
+    this.informers = informers;
+  }
+  get(key: string): T | undefined {
+    for (const i of this.informers) {
+      const v = i.get(key);
+      if (v) return v;
+    }
+    return undefined;
+  }
+  keys(): string[] {
+    return this.informers.flatMap((i) => [...i.cache.keys()]);
+  }
+}
+
+export class Controller {
+  private readonly o: ControllerOptions;
+  private readonly identities: Caches<WorkloadIdentity>;
+  private readonly secrets: Caches<k8s.V1Secret>;
+  private readonly caInformer: Informer<k8s.V1Secret>;
+  private readonly queue: WorkQueue;
+  private readonly reconciler: Reconciler;
+  private caState: CaState = { ok: false, message: 'the CA Secret has not been read yet' };
+  private caVersion = '';
+  private resyncTimer?: NodeJS.Timeout;
+  private readonly enqueuedAt = new Map<string, number>();
+
+  constructor(o: ControllerOptions) {
+    this.o = o;
+    const custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    const core = o.kc.makeApiClient(k8s.CoreV1Api);
+    const namespaces = o.watchNamespaces.length > 0 ? o.watchNamespaces : [''];
+    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+
+    this.identities = new Caches(
+      namespaces.map(
+        (ns) =>
+          new Informer<WorkloadIdentity>(
+            o.kc,
+            `workloadidentities${ns ? `/${ns}` : ''}`,
+            identitySource(custom, ns),
+            o.log,
+          ),
+      ),
+    );
+    this.secrets = new Caches(
+      namespaces.map(
+        (ns) =>
+          new Informer<k8s.V1Secret>(
+            o.kc,
+            `secrets${ns ? `/${ns}` : ''}`,
+            secretSource(core, ns, { labelSelector }),
+            o.log,
+          ),
+      ),
+    );
+    this.caInformer = new Informer<k8s.V1Secret>(
+      o.kc,
+      'ca-secret',
+      secretSource(core, o.caSecret.namespace, { fieldSelector: `metadata.name=${o.caSecret.name}` }),
+      o.log,
+    );
+
+    const apiLimiter = new RateLimiter(o.apiQps, Math.ceil(o.apiQps * 1.5));
+    this.reconciler = new Reconciler({
+      kc: o.kc,
+      policy: o.policy,
+      identities: this.identities,
+      secrets: this.secrets,
+      ca: () => this.caState,
+      events: new EventRecorder(o.kc, o.instance, (err) =>
+        o.log.warn('recording an event failed', { error: errorText(err) }),
+      ),
+      issuanceLimiter: new RateLimiter(o.issuanceRate),
+      apiLimiter,
+      metrics: o.metrics,
+      log: o.log,
+    });
+    this.queue = new WorkQueue(
+      { concurrency: o.concurrency, baseDelayMs: 1000, maxDelayMs: 5 * 60_000 },
+      async (key) => {
+        const queued = this.enqueuedAt.get(key);
+        this.enqueuedAt.delete(key);
+        if (queued) o.metrics.queueLatency.observe((Date.now() - queued) / 1000);
+        o.metrics.queueDepth.set(this.queue.depth);
+        return this.reconciler.reconcile(key);
+      },
+      (key, err, retryInMs) => {
+        o.metrics.reconcileErrors.inc();
+        o.log.warn('reconcile failed, retrying', { identity: key, retryInMs, error: errorText(err) });
+      },
+    );
+
+    for (const informer of this.identities.informers) {
+      informer.on((event, wi) => {
+        const key = keyOf(wi);
+        if (event === 'delete') {
+          this.reconciler.forget(key);
+          o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
+          return;
+        }
+        this.enqueue(key);
+      });
+    }
+    for (const informer of this.secrets.informers) {
+      informer.on((event, secret) => {
+        if (event === 'delete') this.reconciler.secretDeleted(secret);
+        const owner = secret.metadata?.labels?.[OWNER_LABEL];
+        if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
+      });
+    }
+    this.caInformer.on(() => void this.reloadCa());
+  }
+
+  private enqueue(key: string): void {
+    if (!this.enqueuedAt.has(key)) this.enqueuedAt.set(key, Date.now());
+    this.queue.add(key);
+    this.o.metrics.queueDepth.set(this.queue.depth);
+  }
+
+  /** Reads the CA Secret from the cache, validates it, and re-queues every identity when it changed. */
+  private async reloadCa(): Promise<void> {
+    const { namespace, name } = this.o.caSecret;
+    const secret = this.caInformer.get(`${namespace}/${name}`);
+    const version = secret?.metadata?.resourceVersion ?? 'absent';
+    if (version === this.caVersion) return;
+    this.caVersion = version;
+    let next: CaState;
+    if (!secret) {
+      next = {
+        ok: false,
+        message: `the CA Secret ${namespace}/${name} does not exist: create it with tls.crt and tls.key (e.g. from svidctl ca create), or install the chart with ca.bootstrap=true`,
+      };
+    } else {
+      const data = secret.data ?? {};
+      const text = (k: string) => (data[k] ? Buffer.from(data[k], 'base64').toString('utf8') : '');
+      try {
+        const ca = await loadCa(
+          { certPem: text('tls.crt'), keyPem: text('tls.key'), bundlePem: text('ca.crt') || undefined },
+          { extraRootsPem: this.o.extraRootsPem },
+        );
+        next = { ok: true, ca };
+        this.o.metrics.caExpiry.set(ca.notAfter.getTime() / 1000);
+      } catch (err) {
+        if (!(err instanceof PkiError)) throw err;
+        next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${err.message}` };
+      }
+    }
+    const changed =
+      next.ok !== this.caState.ok ||
+      (next.ok && this.caState.ok && next.ca.fingerprint !== this.caState.ca.fingerprint) ||
+      (next.ok && this.caState.ok && next.ca.trustBundlePem !== this.caState.ca.trustBundlePem) ||
+      (!next.ok && !this.caState.ok && next.message !== this.caState.message);
+    this.caState = next;
+    if (next.ok)
+      this.o.log.info('CA loaded', {
+        ca: next.ca.subject,
+        notAfter: next.ca.notAfter.toISOString(),
+        sha256: next.ca.fingerprint,
+      });
+    else this.o.log.error('CA unavailable', { why: next.message });
+    // Every identity re-checks its SVID against the new CA; issuance is rate-limited in the reconciler.
+    if (changed) for (const key of this.identities.keys()) this.enqueue(key);
+  }
+
+  /** Starts the watches; resolves once every cache has been listed, the CA read, and identities queued. */
+  async start(): Promise<void> {
+    this.caInformer.start();
+    for (const i of this.secrets.informers) i.start();
+    await Promise.all([this.caInformer.synced, ...this.secrets.informers.map((i) => i.synced)]);
+    await this.reloadCa();
+    // Identities last, so their first reconcile already sees every managed Secret and the CA.
+    for (const i of this.identities.informers) i.start();
+    await Promise.all(this.identities.informers.map((i) => i.synced));
+    this.resyncTimer = setInterval(() => {
+      for (const key of this.identities.keys()) this.enqueue(key);
+    }, this.o.resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  /** True while every watch has heard from the API server within `withinMs`. */
+  healthy(withinMs: number): boolean {
+    const now = Date.now();
+    return [this.caInformer, ...this.secrets.informers, ...this.identities.informers].every(
+      (i) => now - i.lastContact < withinMs,
+    );
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  stop(): void {
+    clearInterval(this.resyncTimer);
+    this.queue.stop();
+    this.caInformer.stop();
+    for (const i of [...this.secrets.informers, ...this.identities.informers]) i.stop();
+  }
+}
+
+function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
+  return {
+    async list() {
+      const res = (
+        namespace
+          ? await custom.listNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace,
+              plural: PLURAL,
+            })
+          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+      ) as {
+        items: WorkloadIdentity[];
+        metadata: { resourceVersion: string };
+      };
+      return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+    },
+    watchPath: namespace
+      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
+      : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+    query: {},
+  };
+}
+
+function secretSource(
+  core: k8s.CoreV1Api,
+  namespace: string,
+  selectors: { labelSelector?: string; fieldSelector?: string },
+): Source<k8s.V1Secret> {
+  return {
+    async list() {
+      const res = namespace
+        ? await core.listNamespacedSecret({ namespace, ...selectors })
+        : await core.listSecretForAllNamespaces(selectors);
+      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
+    },
+    watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+    query: Object.fromEntries(Object.entries(selectors).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string
+    >,
+  };
+}

@@ -1,0 +1,89 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The operator's Prometheus metrics. Label values are identity names, never secrets. */
+export class ControllerMetrics {
+  readonly registry: Registry;
+  readonly issuances: Counter<'result' | 'cause'>;
+  readonly issuanceSeconds: Histogram<'result'>;
+  readonly reconcileErrors: Counter;
+  readonly apiWrites: Counter<'kind'>;
+  readonly certificateExpiry: Gauge<'namespace' | 'name'>;
+  readonly renewalTime: Gauge<'namespace' | 'name'>;
+  readonly ready: Gauge<'namespace' | 'name'>;
+  readonly queueDepth: Gauge;
+  readonly queueLatency: Histogram;
+  readonly caExpiry: Gauge;
+  readonly leader: Gauge;
+
+  constructor(registry = new Registry()) {
+    this.registry = registry;
+    const r = [registry];
+    this.issuances = new Counter({
+      name: 'svid_operator_issuances_total',
+      help: 'SVID issuances by result (success, failure) and cause (Missing, Expiring, SpecChanged, ...)',
+      labelNames: ['result', 'cause'],
+      registers: r,
+    });
+    this.issuanceSeconds = new Histogram({
+      name: 'svid_operator_issuance_duration_seconds',
+      help: 'Time to issue an SVID and write its Secret',
+      labelNames: ['result'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.reconcileErrors = new Counter({
+      name: 'svid_operator_reconcile_errors_total',
+      help: 'Reconciles that failed and were retried with backoff',
+      registers: r,
+    });
+    this.apiWrites = new Counter({
+      name: 'svid_operator_api_writes_total',
+      help: 'Writes to the API server by kind (secret, status, event)',
+      labelNames: ['kind'],
+      registers: r,
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'svid_operator_certificate_expiry_timestamp_seconds',
+      help: 'notAfter of the current SVID of each WorkloadIdentity',
+      labelNames: ['namespace', 'name'],
+      registers: r,
+    });
+    this.renewalTime = new Gauge({
+      name: 'svid_operator_certificate_renewal_timestamp_seconds',
+      help: 'When each SVID is due for renewal',
+      labelNames: ['namespace', 'name'],
+      registers: r,
+    });
+    this.ready = new Gauge({
+      name: 'svid_operator_identity_ready',
+      help: '1 when the WorkloadIdentity is Ready, else 0',
+      labelNames: ['namespace', 'name'],
+      registers: r,
+    });
+    this.queueDepth = new Gauge({
+      name: 'svid_operator_workqueue_depth',
+      help: 'Keys waiting in the work queue',
+      registers: r,
+    });
+    this.queueLatency = new Histogram({
+      name: 'svid_operator_workqueue_latency_seconds',
+      help: 'Time a key waited in the queue before it was reconciled',
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers: r,
+    });
+    this.caExpiry = new Gauge({
+      name: 'svid_operator_ca_expiry_timestamp_seconds',
+      help: 'notAfter of the signing CA',
+      registers: r,
+    });
+    this.leader = new Gauge({
+      name: 'svid_operator_leader',
+      help: '1 while this replica leads',
+      registers: r,
+    });
+  }
+
+  forget(namespace: string, name: string): void {
+    for (const g of [this.certificateExpiry, this.renewalTime, this.ready]) g.remove({ namespace, name });
+  }
+}

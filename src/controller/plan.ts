@@ -1,0 +1,125 @@
+// What one reconcile should do, decided without I/O: from the WorkloadIdentity, the current CA (or why
+// there is none), the Secret as read, and the clock.
+import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid } from '../pki/index.ts';
+import { checkDnsNames } from '../policy/index.ts';
+import { resolveLifetime, type DurationBounds } from '../renewal/index.ts';
+import { buildSpiffeId } from '../spiffe/index.ts';
+import type { FailureReason, WorkloadIdentity } from './types.ts';
+
+export interface IdentityPolicy {
+  trustDomain: string;
+  clusterDomain: string;
+  allowedDnsPatterns: readonly string[];
+  bounds: DurationBounds;
+}
+
+export type CaState = { ok: true; ca: LoadedCa } | { ok: false; message: string };
+
+/** The target Secret as the operator found it. */
+export type SecretState =
+  { kind: 'absent' } | { kind: 'foreign'; why: string } | { kind: 'owned'; svid: SecretSvid };
+
+export interface Desired {
+  spiffeId: string;
+  dnsNames: string[];
+  key: KeySpec;
+  durationSeconds: number;
+  renewBeforeSeconds: number;
+}
+
+export type Plan =
+  | { action: 'fail'; reason: FailureReason; message: string; spiffeId?: string }
+  | {
+      action: 'keep';
+      desired: Desired;
+      renewalTime: Date;
+      serialNumber: string;
+      notBefore: Date;
+      notAfter: Date;
+    }
+  | { action: 'issue'; desired: Desired; cause: string; message: string; create: boolean };
+
+/** The spec turned into what to issue, or the reason it cannot be. */
+export function desiredFor(
+  wi: WorkloadIdentity,
+  policy: IdentityPolicy,
+): { ok: true; desired: Desired } | { ok: false; reason: FailureReason; message: string; spiffeId?: string } {
+  let spiffeId: string;
+  try {
+    spiffeId = buildSpiffeId(policy.trustDomain, wi.metadata.namespace, wi.spec.serviceAccountName);
+  } catch (err) {
+    return { ok: false, reason: 'InvalidSpec', message: (err as Error).message };
+  }
+  const lifetime = resolveLifetime(wi.spec, policy.bounds);
+  if (!lifetime.ok) return { ok: false, reason: 'InvalidSpec', message: lifetime.message, spiffeId };
+  let key: KeySpec;
+  try {
+    key = keySpecFrom(wi.spec.privateKey?.algorithm ?? 'ECDSA', wi.spec.privateKey?.size);
+  } catch (err) {
+    return { ok: false, reason: 'InvalidSpec', message: (err as Error).message, spiffeId };
+  }
+  const dnsNames = [...new Set(wi.spec.dnsNames ?? [])];
+  const violations = checkDnsNames(dnsNames, {
+    namespace: wi.metadata.namespace,
+    clusterDomain: policy.clusterDomain,
+    allowedPatterns: policy.allowedDnsPatterns,
+  });
+  if (violations.length > 0) {
+    return {
+      ok: false,
+      reason: 'PolicyViolation',
+      message: violations.map((v) => v.message).join('; '),
+      spiffeId,
+    };
+  }
+  return { ok: true, desired: { spiffeId, dnsNames, key, ...lifetime.lifetime } };
+}
+
+export function plan(
+  wi: WorkloadIdentity,
+  policy: IdentityPolicy,
+  ca: CaState,
+  secret: SecretState,
+  now: Date,
+): Plan {
+  const d = desiredFor(wi, policy);
+  if (!d.ok) return { action: 'fail', reason: d.reason, message: d.message, spiffeId: d.spiffeId };
+  const { desired } = d;
+  if (secret.kind === 'foreign') {
+    return {
+      action: 'fail',
+      reason: 'SecretConflict',
+      message: `Secret ${wi.metadata.namespace}/${wi.spec.secretName} exists and is not managed by this WorkloadIdentity (${secret.why}); the operator never overwrites it: delete or rename it, or choose another secretName`,
+      spiffeId: desired.spiffeId,
+    };
+  }
+  if (!ca.ok)
+    return { action: 'fail', reason: 'CAUnavailable', message: ca.message, spiffeId: desired.spiffeId };
+  if (secret.kind === 'absent') {
+    return { action: 'issue', desired, cause: 'Missing', message: 'the Secret does not exist', create: true };
+  }
+  const decision = verifySvid(secret.svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now });
+  if (decision.action === 'issue') {
+    return { action: 'issue', desired, cause: decision.reason, message: decision.message, create: false };
+  }
+  return {
+    action: 'keep',
+    desired,
+    renewalTime: decision.renewalTime,
+    serialNumber: decision.serialNumber,
+    notBefore: decision.notBefore,
+    notAfter: decision.notAfter,
+  };
+}
+
+/**
+ * When to retry a failed issuance: exponential from 1 s, capped at 5 minutes and at a quarter of the
+ * time the current certificate has left, so a valid certificate never expires while retries could still
+ * succeed.
+ */
+export function retryDelayMs(failures: number, notAfter: Date | undefined, now: Date): number {
+  const exponential = Math.min(1000 * 2 ** Math.max(0, failures - 1), 5 * 60_000);
+  if (!notAfter) return exponential;
+  const left = notAfter.getTime() - now.getTime();
+  return Math.max(1000, Math.min(exponential, left / 4));
+}

@@ -1,0 +1,358 @@
+// The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
+// API match: at most one Secret write and one status write per issuance, none when nothing changed.
+import * as k8s from '@kubernetes/client-node';
+import { issueSvid, type IssuedSvid } from '../pki/index.ts';
+import { renewalTime } from '../renewal/index.ts';
+import type { EventRecorder, EventReason } from './events.ts';
+import { fresher } from './fresher.ts';
+import type { RateLimiter } from './limiter.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import { plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
+import type { HandlerResult } from './queue.ts';
+import { buildSecret, secretState } from './secret.ts';
+import { readyCondition, rfc3339, statusEqual } from './status.ts';
+import { GROUP, PLURAL, VERSION, type WorkloadIdentity, type WorkloadIdentityStatus } from './types.ts';
+
+export interface ReconcileLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface Lookup<T> {
+  get(key: string): T | undefined;
+}
+
+export interface ReconcilerDeps {
+  kc: k8s.KubeConfig;
+  policy: IdentityPolicy;
+  identities: Lookup<WorkloadIdentity>;
+  secrets: Lookup<k8s.V1Secret>;
+  ca: () => CaState;
+  events: EventRecorder;
+  issuanceLimiter: RateLimiter;
+  apiLimiter: RateLimiter;
+  metrics: ControllerMetrics;
+  log: ReconcileLogger;
+  now?: () => Date;
+}
+
+/** A foreign Secret is not watched (it lacks our label), so a conflict is re-checked on this period. */
+const CONFLICT_RECHECK_MS = 60_000;
+
+export class Reconciler {
+  private readonly d: ReconcilerDeps;
+  private readonly core: k8s.CoreV1Api;
+  private readonly custom: k8s.CustomObjectsApi;
+  // The operator's own latest writes, newer than the caches until the watch catches up (see fresher.ts).
+  private readonly writtenSecrets = new Map<string, k8s.V1Secret>();
+  private readonly writtenIdentities = new Map<string, WorkloadIdentity>();
+  private readonly failures = new Map<string, number>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.d = deps;
+    this.core = deps.kc.makeApiClient(k8s.CoreV1Api);
+    this.custom = deps.kc.makeApiClient(k8s.CustomObjectsApi);
+  }
+
+  private now(): Date {
+    return this.d.now?.() ?? new Date();
+  }
+
+  /** Called when an identity is deleted: its Secret is left to garbage collection via the ownerReference. */
+  forget(key: string): void {
+    this.writtenIdentities.delete(key);
+    this.failures.delete(key);
+  }
+
+  /**
+   * A managed Secret was deleted. The remembered write is older than the deletion, so it must not stand in
+   * for the Secret any more (the next reconcile recreates it).
+   */
+  secretDeleted(secret: k8s.V1Secret): void {
+    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+    const written = this.writtenSecrets.get(key);
+    // Only a write made after the deletion (a newer resourceVersion) survives it.
+    if (written && fresher(secret, written) !== written) this.writtenSecrets.delete(key);
+  }
+
+  async reconcile(key: string): Promise<HandlerResult> {
+    const wi = fresher(this.d.identities.get(key), this.writtenIdentities.get(key));
+    if (!wi || wi.metadata.deletionTimestamp) {
+      this.forget(key);
+      return;
+    }
+    const secretKey = `${wi.metadata.namespace}/${wi.spec.secretName}`;
+    const secret = await this.readSecret(secretKey, wi);
+    const now = this.now();
+    const p = plan(wi, this.d.policy, this.d.ca(), secretState(secret, wi), now);
+    switch (p.action) {
+      case 'fail':
+        return this.reportFailure(wi, p);
+      case 'keep':
+        this.failures.delete(key);
+        await this.writeStatus(
+          wi,
+          this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+        );
+        return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
+      case 'issue':
+        return this.issue(wi, p, secret, secretKey);
+    }
+  }
+
+  private async readSecret(secretKey: string, wi: WorkloadIdentity): Promise<k8s.V1Secret | undefined> {
+    const cached = fresher(this.d.secrets.get(secretKey), this.writtenSecrets.get(secretKey));
+    if (cached) return cached;
+    // Not among the Secrets the operator manages; one with this name may still exist and belong to
+    // someone else, which must never be overwritten.
+    await this.d.apiLimiter.take();
+    try {
+      return await this.core.readNamespacedSecret({
+        name: wi.spec.secretName,
+        namespace: wi.metadata.namespace,
+      });
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private readyStatus(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'keep' | 'issue' }>,
+    serialNumber: string,
+    notBefore: Date,
+    notAfter: Date,
+    renewal: Date,
+    reason: string,
+    revision = wi.status?.revision ?? 1,
+  ): WorkloadIdentityStatus {
+    const old = wi.status ?? {};
+    const condition = old.conditions?.find((c) => c.type === 'Ready');
+    // A kept SVID keeps the reason and message it was issued with, so a restart writes nothing.
+    const keepMessage = p.action === 'keep' && condition?.status === 'True';
+    return {
+      spiffeID: p.desired.spiffeId,
+      serialNumber,
+      notBefore: rfc3339(notBefore),
+      notAfter: rfc3339(notAfter),
+      renewalTime: rfc3339(renewal),
+      revision,
+      observedGeneration: wi.metadata.generation,
+      failedIssuanceAttempts: 0,
+      lastFailureTime: old.lastFailureTime,
+      conditions: readyCondition(
+        old.conditions,
+        'True',
+        keepMessage ? condition.reason : reason,
+        keepMessage
+          ? condition.message
+          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}`,
+        wi.metadata.generation,
+        this.now(),
+      ),
+    };
+  }
+
+  private async issue(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'issue' }>,
+    existing: k8s.V1Secret | undefined,
+    secretKey: string,
+  ): Promise<HandlerResult> {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    const state = this.d.ca();
+    if (!state.ok) return;
+    await this.d.issuanceLimiter.take();
+    const started = performance.now();
+    let svid: IssuedSvid;
+    let written: k8s.V1Secret;
+    try {
+      svid = await issueSvid(state.ca, {
+        spiffeId: p.desired.spiffeId,
+        dnsNames: p.desired.dnsNames,
+        durationSeconds: p.desired.durationSeconds,
+        key: p.desired.key,
+        now: this.now(),
+      });
+      const body = buildSecret(wi, svid, state.ca.fingerprint, p.create ? undefined : existing);
+      await this.d.apiLimiter.take();
+      written = p.create
+        ? await this.core.createNamespacedSecret({ namespace: wi.metadata.namespace, body })
+        : await this.core.replaceNamespacedSecret({
+            name: wi.spec.secretName,
+            namespace: wi.metadata.namespace,
+            body,
+          });
+      this.d.metrics.apiWrites.inc({ kind: 'secret' });
+    } catch (err) {
+      this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
+      this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
+      // A 409 means the Secret changed under us (or appeared): the next attempt re-reads it.
+      if (err instanceof k8s.ApiException && err.code === 409) {
+        this.writtenSecrets.delete(secretKey);
+        throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
+      }
+      return this.reportIssuanceFailure(wi, err);
+    }
+    this.writtenSecrets.set(secretKey, written);
+    this.failures.delete(key);
+    this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
+    this.d.metrics.issuanceSeconds.observe({ result: 'success' }, (performance.now() - started) / 1000);
+    const first = !wi.status?.serialNumber;
+    // The same formula verifySvid applies on the next reconcile, so the written renewalTime matches it.
+    const renewal = renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid);
+    const reason = first ? 'Issued' : 'Renewed';
+    const status = this.readyStatus(
+      wi,
+      p,
+      svid.serialNumber,
+      svid.notBefore,
+      svid.notAfter,
+      renewal,
+      reason,
+      (wi.status?.revision ?? 0) + 1,
+    );
+    const readyCond = status.conditions?.find((c) => c.type === 'Ready');
+    if (readyCond && svid.clampedToCa) {
+      readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(state.ca.notAfter)}): rotate the CA`;
+    }
+    await this.writeStatus(wi, status);
+    this.d.log.info(`${reason.toLowerCase()} SVID`, {
+      identity: key,
+      spiffeID: svid.spiffeId,
+      serial: svid.serialNumber,
+      notAfter: rfc3339(svid.notAfter),
+      cause: p.cause,
+      why: p.message,
+    });
+    await this.event(
+      wi,
+      'Normal',
+      reason,
+      `${reason} SVID ${svid.serialNumber} for ${svid.spiffeId}, valid until ${rfc3339(svid.notAfter)} (${p.message})`,
+    );
+    return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
+  }
+
+  private async reportFailure(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'fail' }>,
+  ): Promise<HandlerResult> {
+    const old = wi.status ?? {};
+    const condition = old.conditions?.find((c) => c.type === 'Ready');
+    const changed =
+      condition?.status !== 'False' || condition.reason !== p.reason || condition.message !== p.message;
+    const status: WorkloadIdentityStatus = {
+      ...old,
+      spiffeID: p.spiffeId ?? old.spiffeID,
+      observedGeneration: wi.metadata.generation,
+      conditions: readyCondition(
+        old.conditions,
+        'False',
+        p.reason,
+        p.message,
+        wi.metadata.generation,
+        this.now(),
+      ),
+    };
+    await this.writeStatus(wi, status);
+    if (changed) {
+      this.d.log.warn('identity not ready', {
+        identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
+        reason: p.reason,
+        why: p.message,
+      });
+      await this.event(wi, 'Warning', p.reason === 'IssuanceFailed' ? 'Failed' : p.reason, p.message);
+    }
+    // Spec and CA changes arrive as watch events; a foreign Secret does not, so it is polled.
+    return p.reason === 'SecretConflict' ? { requeueAfterMs: CONFLICT_RECHECK_MS } : undefined;
+  }
+
+  private async reportIssuanceFailure(wi: WorkloadIdentity, err: unknown): Promise<HandlerResult> {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    const now = this.now();
+    const notAfter = wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined;
+    const stillValid = !!notAfter && notAfter > now;
+    const message = `issuing the SVID failed (attempt ${failures}): ${describe(err)}`;
+    const old = wi.status ?? {};
+    const status: WorkloadIdentityStatus = {
+      ...old,
+      failedIssuanceAttempts: failures,
+      lastFailureTime: rfc3339(now),
+      conditions: readyCondition(
+        old.conditions,
+        stillValid ? 'True' : 'False',
+        stillValid ? 'RenewalFailing' : 'IssuanceFailed',
+        stillValid ? `${message}; the current SVID stays valid until ${old.notAfter}` : message,
+        wi.metadata.generation,
+        now,
+      ),
+    };
+    this.d.log.error('issuance failed', { identity: key, attempt: failures, error: describe(err) });
+    await this.writeStatus(wi, status).catch(() => undefined);
+    await this.event(wi, 'Warning', 'Failed', message);
+    return { requeueAfterMs: retryDelayMs(failures, notAfter, now) };
+  }
+
+  private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
+    const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    this.d.metrics.ready.set({ namespace: wi.metadata.namespace, name: wi.metadata.name }, ready ? 1 : 0);
+    if (status.notAfter) {
+      this.d.metrics.certificateExpiry.set(
+        { namespace: wi.metadata.namespace, name: wi.metadata.name },
+        Date.parse(status.notAfter) / 1000,
+      );
+    }
+    if (status.renewalTime) {
+      this.d.metrics.renewalTime.set(
+        { namespace: wi.metadata.namespace, name: wi.metadata.name },
+        Date.parse(status.renewalTime) / 1000,
+      );
+    }
+    if (statusEqual(wi.status, status)) return;
+    await this.d.apiLimiter.take();
+    const updated = (await this.custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: wi.metadata.namespace,
+        plural: PLURAL,
+        name: wi.metadata.name,
+        body: { status },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    )) as WorkloadIdentity;
+    this.d.metrics.apiWrites.inc({ kind: 'status' });
+    this.writtenIdentities.set(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
+  }
+
+  private async event(
+    wi: WorkloadIdentity,
+    type: 'Normal' | 'Warning',
+    reason: EventReason | string,
+    message: string,
+  ): Promise<void> {
+    await this.d.events.record(wi, type, reason as EventReason, message);
+    this.d.metrics.apiWrites.inc({ kind: 'event' });
+  }
+}
+
+/** An error as a status message: what failed, never a request body (which could hold key material). */
+export function describe(err: unknown): string {
+  if (err instanceof k8s.ApiException) {
+    let text = `HTTP ${err.code}`;
+    try {
+      const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
+      if (body?.message) text = body.message;
+    } catch {
+      // Not a Kubernetes Status body; the code alone says enough.
+    }
+    return `the API server answered ${err.code}: ${text}`.slice(0, 500);
+  }
+  if (err instanceof Error) return err.message.slice(0, 500);
+  return String(err).slice(0, 500);
+}

@@ -1,0 +1,163 @@
+// The operator process: `npm start -- --trust-domain example.org --ca-secret svid-system/svid-operator-ca`.
+// Runs against $KUBECONFIG, or the in-cluster configuration inside a pod.
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import { collectDefaultMetrics } from 'prom-client';
+import { Controller } from '../controller/controller.ts';
+import { ControllerMetrics } from '../controller/metrics.ts';
+import { LeaseElector } from '../leader/index.ts';
+import { ConfigError, parseBindAddress, parseConfig, type OperatorConfig } from './config.ts';
+import { healthServer, listen, metricsServer } from './http.ts';
+import { createLogger } from './logger.ts';
+
+/** A watch that has not heard from the API server for this long makes /healthz fail. */
+const UNHEALTHY_AFTER_MS = 5 * 60_000;
+
+export async function runOperator(
+  config: OperatorConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<() => Promise<void>> {
+  const log = createLogger(config.logLevel);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  const metrics = new ControllerMetrics();
+  collectDefaultMetrics({ register: metrics.registry });
+  const extraRootsPem = config.extraTrustRootsFile
+    ? await readFile(config.extraTrustRootsFile, 'utf8')
+    : undefined;
+  const identity = env.POD_NAME || `${os.hostname()}-${process.pid}`;
+  const controller = new Controller({
+    kc,
+    policy: {
+      trustDomain: config.trustDomain,
+      clusterDomain: config.clusterDomain,
+      allowedDnsPatterns: config.allowedDnsPatterns,
+      bounds: { minSeconds: config.minDurationSeconds, maxSeconds: config.maxDurationSeconds },
+    },
+    caSecret: config.caSecret,
+    extraRootsPem,
+    watchNamespaces: config.watchNamespaces,
+    concurrency: config.concurrency,
+    issuanceRate: config.issuanceRate,
+    apiQps: config.apiQps,
+    resyncMs: config.resyncSeconds * 1000,
+    instance: identity,
+    metrics,
+    log,
+  });
+
+  let started = false;
+  let synced = false;
+  const startController = async () => {
+    started = true;
+    await controller.start();
+    synced = true;
+    log.info('caches synced; reconciling');
+  };
+  const servers: Server[] = [];
+  const health = parseBindAddress(config.healthProbeBindAddress);
+  if (health) {
+    const server = healthServer({
+      // Alive while the watches hear from the API server (a standby has none and is alive).
+      healthy: () => !started || !synced || controller.healthy(UNHEALTHY_AFTER_MS),
+      ready: () => (config.leaderElect && !started) || synced,
+    });
+    const port = await listen(server, health.host, health.port);
+    log.info('health probes listening', { address: `${health.host}:${port}`, healthPort: port });
+    servers.push(server);
+  }
+  const metricsAddr = parseBindAddress(config.metricsBindAddress);
+  if (metricsAddr) {
+    const server = metricsServer(metrics.registry);
+    const port = await listen(server, metricsAddr.host, metricsAddr.port);
+    log.info('metrics listening', { address: `${metricsAddr.host}:${port}`, metricsPort: port });
+    servers.push(server);
+  }
+  log.info('starting', {
+    trustDomain: config.trustDomain,
+    caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
+    watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
+    leaderElect: config.leaderElect,
+    identity,
+  });
+
+  let stopping = false;
+  let elector: LeaseElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaseElector({
+      kubeConfig: kc,
+      namespace: config.leaderElectionNamespace,
+      name: config.leaderElectionId,
+      identity,
+      logger: log,
+    });
+    void elector.run({
+      onStartedLeading: async () => {
+        metrics.leader.set(1);
+        log.info('became leader', { identity });
+        await startController();
+      },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        controller.stop();
+        if (!stopping) {
+          // Like controller-runtime: a replica that lost its Lease exits and restarts clean, so it can
+          // never write alongside the new leader.
+          log.error('lost leadership; exiting', { identity });
+          process.exit(1);
+        }
+      },
+      onNewLeader: (leader) => log.info('leader observed', { leader }),
+    });
+  } else {
+    await startController();
+  }
+
+  return async () => {
+    stopping = true;
+    log.info('shutting down');
+    controller.stop();
+    await Promise.race([controller.idle(), new Promise((r) => setTimeout(r, 5000))]);
+    await elector?.stop({ release: true });
+    for (const s of servers) s.close();
+    log.info('stopped');
+  };
+}
+
+async function main(): Promise<void> {
+  let config: OperatorConfig;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`svid-operator: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const stop = await runOperator(config, process.env);
+  let signalled = false;
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    void stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`svid-operator: shutdown after ${signal} failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(`svid-operator: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const main = fileURLToPath(new URL('../../src/operator/main.ts', import.meta.url));
+
+export interface LogLine {
+  level: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+/** The operator as a real child process (node src/operator/main.ts), with its JSON log lines collected. */
+export class OperatorProcess {
+  readonly logs: LogLine[] = [];
+  stderr = '';
+  private child?: ChildProcess;
+  private readonly args: string[];
+  private readonly env: NodeJS.ProcessEnv;
+  healthPort = 0;
+  metricsPort = 0;
+
+  constructor(kubeconfig: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.args = ['--metrics-bind-address=127.0.0.1:0', '--health-probe-bind-address=127.0.0.1:0', ...args];
+    this.env = { ...process.env, KUBECONFIG: kubeconfig, ...env };
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process and waits for "caches synced" (or, with leader election, the health port). */
+  async start(waitFor = 'caches synced; reconciling'): Promise<void> {
+    const child = spawn(process.execPath, [main, ...this.args], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    let buffer = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buffer += d.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        try {
+          const parsed = JSON.parse(line) as LogLine;
+          this.logs.push(parsed);
+          if (typeof parsed.healthPort === 'number') this.healthPort = parsed.healthPort;
+          if (typeof parsed.metricsPort === 'number') this.metricsPort = parsed.metricsPort;
+        } catch {
+          this.logs.push({ level: 'raw', message: line });
+        }
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    await this.waitForLog((l) => l.message === waitFor, 60_000);
+  }
+
+  async waitForLog(match: (l: LogLine) => boolean, timeoutMs: number, from = 0): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.logs.slice(from).find(match);
+      if (found) return found;
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(
+          `operator exited (${this.child.exitCode}) before the expected log line; stderr: ${this.stderr}`,
+        );
+      }
+      if (Date.now() > deadline) throw new Error(`expected log line not seen within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async metrics(): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`);
+    return res.text();
+  }
+
+  /** A metric's value, summed over label sets that contain `labels`. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await this.metrics();
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name)) continue;
+      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const [code] = (await exited) as [number | null];
+    clearTimeout(timer);
+    return code;
+  }
+}
