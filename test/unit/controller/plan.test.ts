@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import { plan, retryDelayMs, type IdentityPolicy } from '../../../src/controller/plan.ts';
+import { readyCondition, statusEqual } from '../../../src/controller/status.ts';
+import type { WorkloadIdentity } from '../../../src/controller/types.ts';
+import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
+
+const policy: IdentityPolicy = {
+  trustDomain: 'example.org',
+  clusterDomain: 'cluster.local',
+  allowedDnsPatterns: [],
+  bounds: { minSeconds: 60, maxSeconds: 86400 },
+};
+
+const identity = (spec: Partial<WorkloadIdentity['spec']> = {}): WorkloadIdentity => ({
+  apiVersion: 'identity.svid.dev/v1alpha1',
+  kind: 'WorkloadIdentity',
+  metadata: { name: 'payments', namespace: 'prod', uid: 'uid-1', generation: 1 },
+  spec: { serviceAccountName: 'payments', secretName: 'payments-svid', ...spec },
+});
+
+describe('reconcile plan', () => {
+  let ca: LoadedCa;
+  before(async () => {
+    ca = await loadCa(await createSelfSignedCa({ trustDomain: 'example.org' }));
+  });
+  const ok = () => ({ ok: true as const, ca });
+  const now = new Date();
+
+  it('issues when the Secret is absent, with the SPIFFE ID from the namespace', () => {
+    const p = plan(identity(), policy, ok(), { kind: 'absent' }, now);
+    expect(p.action).to.equal('issue');
+    if (p.action !== 'issue') return;
+    expect(p.create).to.equal(true);
+    expect(p.desired.spiffeId).to.equal('spiffe://example.org/ns/prod/sa/payments');
+    expect(p.desired.key).to.deep.equal({ algorithm: 'ECDSA', size: 256 });
+    expect(p.desired.renewBeforeSeconds).to.equal(1200);
+  });
+
+  it('keeps a valid owned SVID and reissues a mismatched one', async () => {
+    const svid = await issueSvid(ca, {
+      spiffeId: 'spiffe://example.org/ns/prod/sa/payments',
+      durationSeconds: 3600,
+    });
+    const owned = {
+      kind: 'owned' as const,
+      svid: { certChainPem: svid.certChainPem, keyPem: svid.keyPem, bundlePem: svid.bundlePem },
+    };
+    expect(plan(identity(), policy, ok(), owned, now).action).to.equal('keep');
+    const p = plan(identity({ dnsNames: ['payments'] }), policy, ok(), owned, now);
+    expect(p.action === 'issue' && p.cause).to.equal('SpecChanged');
+  });
+
+  it('fails with a reason for each kind of bad input, before touching the CA', () => {
+    const reason = (
+      wi: WorkloadIdentity,
+      secret: Parameters<typeof plan>[3] = { kind: 'absent' },
+      caState: Parameters<typeof plan>[2] = ok(),
+    ) => {
+      const p = plan(wi, policy, caState, secret, now);
+      return p.action === 'fail' ? `${p.reason}: ${p.message}` : p.action;
+    };
+    expect(reason(identity({ dnsNames: ['x.other.svc'] }))).to.match(
+      /^PolicyViolation: .*belongs to namespace "other"/,
+    );
+    expect(reason(identity({ duration: '10s' }))).to.match(
+      /^InvalidSpec: duration 10s is outside the operator's bounds/,
+    );
+    expect(reason(identity({ duration: '1h', renewBefore: '2h' }))).to.match(
+      /^InvalidSpec: renewBefore 2h must be shorter/,
+    );
+    expect(reason(identity({ privateKey: { algorithm: 'RSA', size: 1024 } }))).to.match(
+      /^InvalidSpec: RSA keys have size/,
+    );
+    expect(reason(identity({ serviceAccountName: 'Bad_Name' }))).to.match(
+      /^InvalidSpec: service account "Bad_Name"/,
+    );
+    expect(reason(identity(), { kind: 'foreign', why: 'it lacks the label' })).to.match(
+      /^SecretConflict: Secret prod\/payments-svid exists/,
+    );
+    expect(reason(identity(), { kind: 'absent' }, { ok: false, message: 'no CA' })).to.equal(
+      'CAUnavailable: no CA',
+    );
+  });
+
+  it('caps retry backoff at a quarter of the remaining lifetime', () => {
+    const t = new Date('2030-01-01T00:00:00Z');
+    expect(retryDelayMs(1, undefined, t)).to.equal(1000);
+    expect(retryDelayMs(4, undefined, t)).to.equal(8000);
+    expect(retryDelayMs(20, undefined, t)).to.equal(300_000);
+    expect(retryDelayMs(20, new Date(t.getTime() + 60_000), t)).to.equal(15_000);
+    expect(retryDelayMs(20, new Date(t.getTime() + 1000), t)).to.equal(1000);
+  });
+
+  it('keeps lastTransitionTime while the Ready status is unchanged, and compares statuses by content', () => {
+    const t1 = new Date('2030-01-01T00:00:00Z');
+    const t2 = new Date('2030-01-01T01:00:00Z');
+    const c1 = readyCondition(undefined, 'True', 'Issued', 'm', 1, t1);
+    const c2 = readyCondition(c1, 'True', 'Renewed', 'm2', 1, t2);
+    expect(c2[0]?.lastTransitionTime).to.equal('2030-01-01T00:00:00Z');
+    const c3 = readyCondition(c2, 'False', 'CAUnavailable', 'x', 1, t2);
+    expect(c3[0]?.lastTransitionTime).to.equal('2030-01-01T01:00:00Z');
+    expect(
+      statusEqual({ revision: 1, spiffeID: 'a' }, { spiffeID: 'a', revision: 1, lastFailureTime: undefined }),
+    ).to.equal(true);
+    expect(statusEqual({ revision: 1 }, { revision: 2 })).to.equal(false);
+  });
+});
