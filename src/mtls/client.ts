@@ -51,6 +51,9 @@ const clientContext = (svid: Svid) =>
  * An https.Agent for `https.request(url, { agent })`. Connections are pooled per SVID generation: after a
  * rotation new requests get new connections with the new SVID, while requests on old connections finish;
  * idle old connections are closed.
+ *
+ * TLS session resumption is off by default: on a resumed TLS 1.3 session Node exposes no peer certificate,
+ * so the server's SPIFFE ID could not be checked again (a resumed session it cannot check is refused).
  */
 export class SvidAgent extends https.Agent {
   private readonly authz: Authorizer;
@@ -60,7 +63,7 @@ export class SvidAgent extends https.Agent {
   private readonly source: SvidSource;
 
   constructor(source: SvidSource, opts: ClientOptions, agentOptions: https.AgentOptions = {}) {
-    super({ keepAlive: true, ...agentOptions });
+    super({ keepAlive: true, maxCachedSessions: 0, ...agentOptions });
     this.source = source;
     this.authz = serverAuthorizer(opts);
     this.context = clientContext(source.current());
