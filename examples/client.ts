@@ -1,0 +1,39 @@
+// Example mTLS client: `npm run example:client -- --svid-dir DIR --url URL --server-id SPIFFE_ID [--count N]`
+// Prints each response; exits 1 if any request failed.
+import { parseArgs } from 'node:util';
+import { SvidDispatcher, SvidSource } from '../src/mtls/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    'svid-dir': { type: 'string' },
+    url: { type: 'string' },
+    'server-id': { type: 'string' },
+    count: { type: 'string', default: '1' },
+    'interval-ms': { type: 'string', default: '1000' },
+  },
+});
+if (!values['svid-dir'] || !values.url || !values['server-id']) {
+  console.error(
+    'usage: client --svid-dir DIR --url URL --server-id SPIFFE_ID [--count N] [--interval-ms MS]',
+  );
+  process.exit(2);
+}
+
+const source = await SvidSource.open(values['svid-dir']);
+const dispatcher = new SvidDispatcher(source, { serverId: values['server-id'] });
+const count = Number(values.count);
+let failed = 0;
+for (let i = 1; i <= count; i++) {
+  try {
+    const res = await fetch(values.url, { dispatcher } as RequestInit);
+    console.log(`${i} ${res.status} ${await res.text()}`);
+    if (!res.ok) failed++;
+  } catch (err) {
+    failed++;
+    console.log(`${i} error ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  }
+  if (i < count) await new Promise((r) => setTimeout(r, Number(values['interval-ms'])));
+}
+await dispatcher.close();
+source.close();
+process.exit(failed ? 1 : 0);

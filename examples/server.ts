@@ -1,0 +1,33 @@
+// Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT [--allow SPIFFE_ID]...`
+// Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>}.
+import { parseArgs } from 'node:util';
+import { createHttpsServer, SvidSource } from '../src/mtls/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    'svid-dir': { type: 'string' },
+    port: { type: 'string', default: '8443' },
+    host: { type: 'string', default: '0.0.0.0' },
+    allow: { type: 'string', multiple: true, default: [] },
+  },
+});
+if (!values['svid-dir']) {
+  console.error('usage: server --svid-dir DIR --port PORT [--allow SPIFFE_ID]...');
+  process.exit(2);
+}
+
+const source = await SvidSource.open(values['svid-dir']);
+source.on('update', (svid) =>
+  console.log(JSON.stringify({ event: 'rotated', serial: svid.serialNumber, notAfter: svid.notAfter })),
+);
+const allow = values.allow ?? [];
+const server = createHttpsServer(source, allow.length ? { authorize: allow } : {}, (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ peer: req.spiffeId, serial: source.current().serialNumber }));
+});
+server.listen(Number(values.port), values.host, () => {
+  console.log(JSON.stringify({ event: 'listening', port: Number(values.port), spiffeId: source.spiffeId }));
+});
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
