@@ -25,6 +25,10 @@ describe('npm run bench --smoke', function () {
       for (const key of ['perSecond', 'referencePerSecond', 'ratio']) {
         expect(results.signing?.[key], `signing.${key}`).to.be.a('number').greaterThan(0);
       }
+      for (const key of ['handshakeRatio', 'swapP50Ms', 'swapP99Ms']) {
+        expect(results.library?.[key], `library.${key}`).to.be.a('number').greaterThan(0);
+      }
+      expect(results.library?.failedRequests).to.be.a('number');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
