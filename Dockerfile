@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
-# Operator image. No Docker engine runs on CI machines, so this file is kept correct by review and by
-# hack/e2e-kind.sh, which builds it and runs it in a kind cluster.
+# Operator image (default target) and the example mTLS workload image (--target example). There is no
+# Docker engine on CI machines, so this file is kept correct by review and by hack/e2e-kind.sh, which
+# builds both targets and runs them in a kind cluster.
 
-# Build with dev dependencies: TypeScript compiles src/ to dist/.
+# Build with dev dependencies: TypeScript compiles src/ and examples/ to dist/.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY examples ./examples
 RUN npx tsc -p tsconfig.build.json
 
 # Production dependencies only.
@@ -17,7 +19,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:24-bookworm-slim
+FROM node:24-bookworm-slim AS runtime
 # tini reaps zombies and forwards SIGTERM so the operator can release its Lease and exit cleanly.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini \
@@ -29,5 +31,12 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 # A numeric non-root UID, so Pod Security "restricted" (runAsNonRoot) can verify it without a passwd entry.
 USER 65532:65532
-# Nothing writes to the filesystem: the image runs with readOnlyRootFilesystem.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/operator/main.js"]
+
+# The example server/client used by hack/e2e-kind.sh: `args: [examples/server.js, --svid-dir, ...]`.
+FROM runtime AS example
+WORKDIR /app/dist
+ENTRYPOINT ["/usr/bin/tini", "--", "node"]
+
+# The operator (default). Nothing writes to the filesystem: it runs with readOnlyRootFilesystem.
+FROM runtime
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/operator/main.js"]
