@@ -45,7 +45,7 @@ export async function runBench(opts: { smoke: boolean; out: string }): Promise<B
   };
 
   results.library = await benchLibrary(
-    opts.smoke ? { roundMs: 200, rounds: 1, swaps: 5 } : { roundMs: 1000, rounds: 5, swaps: 100 },
+    opts.smoke ? { roundMs: 200, rounds: 1, swaps: 5 } : { roundMs: 1000, rounds: 6, swaps: 100 },
   );
   const lib = results.library;
 

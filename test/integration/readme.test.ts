@@ -99,3 +99,46 @@ describe('README "Install" blocks, applied as written to the real API server', f
     expect(deployment.spec?.template.spec?.volumes?.[0]?.secret?.secretName).to.equal('payments-svid');
   });
 });
+
+describe('README "Use the SVID in Node.js" code', function () {
+  this.timeout(120_000);
+
+  it('type-checks as written against the svid-operator/mtls export', async () => {
+    const { mkdir, writeFile, rm } = await import('node:fs/promises');
+    const blocks = (await readmeBlocks('Use the SVID in Node.js')).filter((b) => b.lang === 'ts');
+    expect(blocks.length).to.be.at.least(2);
+    // Inside the repository, so the package resolves itself by name through its "exports".
+    const dir = `${root}.cache/readme-check`;
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const files = [];
+    for (const [i, block] of blocks.entries()) {
+      const file = `${dir}/block${i}.ts`;
+      await writeFile(file, `${block.body}\nexport {};\n`);
+      files.push(file);
+    }
+    const tsc = `${root}node_modules/typescript/bin/tsc`;
+    const args = [
+      '--ignoreConfig',
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2024',
+      '--skipLibCheck',
+      '--allowImportingTsExtensions',
+      '--types',
+      'node',
+      ...files,
+    ];
+    const result = await run(process.execPath, [tsc, ...args], { cwd: root }).then(
+      () => '',
+      (err: { stdout: string }) => err.stdout,
+    );
+    await rm(dir, { recursive: true, force: true });
+    expect(result).to.equal('');
+  });
+});

@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import {
   createHttp2Server,
   createHttpsServer,
@@ -125,6 +125,14 @@ describe('mTLS library: handshakes and authorization', function () {
     expect(await a.json()).to.deep.equal({ peer: id('client') });
     const b = await fetch(url, { dispatcher } as RequestInit);
     expect(await b.json()).to.deep.equal({ peer: id('client') });
+    const previous = getGlobalDispatcher();
+    setGlobalDispatcher(dispatcher);
+    try {
+      const c = await fetch(url);
+      expect(await c.json()).to.deep.equal({ peer: id('client') });
+    } finally {
+      setGlobalDispatcher(previous);
+    }
     const wrong = new SvidDispatcher(await sourceFor(await pki.issue('client')), { serverId: id('nobody') });
     await undiciFetch(url, { dispatcher: wrong }).then(
       () => expect.fail('fetch talked to the wrong server'),
