@@ -106,40 +106,48 @@ export function expiresInMs(obs: Observation, now: number): number {
   return obs.at + obs.record.leaseDurationSeconds * 1000 - now;
 }
 
-/**
- * What a candidate does with the Lease as it last observed it (`undefined`: there is no Lease).
- * `now` is the local monotonic time in ms, `wallClock` only fills in renewTime/acquireTime.
- */
-export function decide(
-  obs: Observation | undefined,
-  identity: string,
-  now: number,
-  wallClock: Date,
-  leaseDurationMs: number,
-): Decision {
-  const time = wallClock.toISOString();
+export interface DecisionInput {
+  /** The record as last observed; after a 404, the one seen before the Lease went away, if any. */
+  observed: Observation | undefined;
+  /** False when the Lease was not found just now. */
+  exists: boolean;
+  identity: string;
+  /** Local monotonic time in ms, the clock `observed.at` was taken with. */
+  now: number;
+  /** Only fills in renewTime and acquireTime. */
+  wallClock: Date;
+  leaseDurationMs: number;
+}
+
+/** What a candidate does next with the Lease, judged only by what it observed and when. */
+export function decide(input: DecisionInput): Decision {
+  const { observed, identity, now } = input;
+  const time = input.wallClock.toISOString();
   const fresh: LeaderRecord = {
     holderIdentity: identity,
-    leaseDurationSeconds: leaseDurationMs / 1000,
+    leaseDurationSeconds: input.leaseDurationMs / 1000,
     acquireTime: time,
     renewTime: time,
     leaderTransitions: 0,
   };
-  if (!obs) return { action: 'create', record: fresh };
-  const old = obs.record;
+  const old = observed?.record;
+  const ours = old !== undefined && old.holderIdentity === identity;
+  // Another holder's lease runs until it expires by the local clock, even if the Lease was deleted
+  // meanwhile: that leader may still be working, and a Lease created earlier would make two leaders.
+  if (observed && old && old.holderIdentity !== '' && !ours) {
+    const remaining = expiresInMs(observed, now);
+    if (remaining > 0) return { action: 'wait', holder: old.holderIdentity, expiresInMs: remaining };
+  }
+  const transitions = old === undefined ? 0 : ours ? old.leaderTransitions : old.leaderTransitions + 1;
+  if (!input.exists) return { action: 'create', record: { ...fresh, leaderTransitions: transitions } };
   // Still ours: nobody else can have written since, or the record would name them; the update carries
-  // resourceVersion, so a write that slipped in between makes it fail with 409.
-  if (old.holderIdentity === identity) {
+  // resourceVersion, so a write that slipped in between fails with 409.
+  if (ours)
     return {
       action: 'renew',
-      record: { ...fresh, acquireTime: old.acquireTime ?? time, leaderTransitions: old.leaderTransitions },
+      record: { ...fresh, acquireTime: old.acquireTime ?? time, leaderTransitions: transitions },
     };
-  }
-  const remaining = expiresInMs(obs, now);
-  if (old.holderIdentity !== '' && remaining > 0) {
-    return { action: 'wait', holder: old.holderIdentity, expiresInMs: remaining };
-  }
-  return { action: 'acquire', record: { ...fresh, leaderTransitions: old.leaderTransitions + 1 } };
+  return { action: 'acquire', record: { ...fresh, leaderTransitions: transitions } };
 }
 
 /** Delay between acquisition attempts, spread like client-go's wait.JitterUntil so standbys do not pile up. */
@@ -292,7 +300,8 @@ export class LeaseElector {
 
   /**
    * Campaigns until stop(): acquires the Lease, leads while renewals succeed, and after losing it
-   * (renew deadline passed, or someone else holds it) goes back to campaigning. Resolves after stop().
+   * (renew deadline passed, or someone else holds it) goes back to campaigning. Resolves after stop();
+   * an elector runs once, a restarted process makes a new one.
    */
   run(callbacks: LeaderCallbacks): Promise<void> {
     if (this.run$) throw new Error('LeaseElector.run() was already called');
@@ -418,35 +427,46 @@ export class LeaseElector {
     return this.observation;
   }
 
+  private decide(exists: boolean): Decision {
+    return decide({
+      observed: this.observation,
+      exists,
+      identity: this.identity,
+      now: performance.now(),
+      wallClock: new Date(),
+      leaseDurationMs: this.timings.leaseDurationMs,
+    });
+  }
+
   private async tryAcquireOrRenew(leading: boolean, signal: AbortSignal): Promise<Attempt> {
     const options = withSignal(signal);
     // Fast path, as in client-go: the leader updates the object it last wrote without reading first.
     if (leading && this.lease && this.observation) {
-      const decision = decide(
-        this.observation,
-        this.identity,
-        performance.now(),
-        new Date(),
-        this.timings.leaseDurationMs,
-      );
+      const decision = this.decide(true);
       if (decision.action === 'renew') {
         try {
           await this.write(decision.record, options);
           return { outcome: 'ok' };
         } catch (err) {
-          if (!isConflict(err)) return { outcome: 'failed', reason: describe(err) };
-          this.log.debug('renewal conflicted, reading the lease again', this.ctx());
+          // A transport error or 5xx would meet the read the same way; 409 and 404 need the read.
+          if (!isConflict(err) && !isNotFound(err)) return { outcome: 'failed', reason: describe(err) };
+          this.log.debug('renewal refused, reading the lease again', {
+            ...this.ctx(),
+            reason: describe(err),
+          });
         }
       }
     }
-    let current: k8s.V1Lease | undefined;
+    let exists = true;
     try {
-      current = await this.api.readNamespacedLease({ namespace: this.namespace, name: this.name }, options);
+      this.noteObserved(
+        await this.api.readNamespacedLease({ namespace: this.namespace, name: this.name }, options),
+      );
     } catch (err) {
       if (!isNotFound(err)) return { outcome: 'failed', reason: describe(err) };
+      exists = false;
     }
-    const obs = current ? this.noteObserved(current) : undefined;
-    const decision = decide(obs, this.identity, performance.now(), new Date(), this.timings.leaseDurationMs);
+    const decision = this.decide(exists);
     try {
       switch (decision.action) {
         case 'wait':

@@ -67,7 +67,7 @@ class Election {
     }, 5);
   }
 
-  start(id: string, kc = this.kc): Candidate {
+  start(id: string, kc = this.kc, retryPeriodMs = RETRY_MS): Candidate {
     const t0 = performance.now();
     const line =
       (level: string) =>
@@ -89,7 +89,7 @@ class Election {
       identity: id,
       leaseDurationMs: LEASE_MS,
       renewDeadlineMs: RENEW_MS,
-      retryPeriodMs: RETRY_MS,
+      retryPeriodMs,
       logger,
     });
     const c: Candidate = { id, elector, started: [], stopped: [], newLeaders: [], done: Promise.resolve() };
@@ -297,12 +297,14 @@ describe('leader election on a Lease (real API server)', function () {
     });
 
     /** 'a' talks to the API server through the proxy and leads; 'b' talks to it directly and stands by. */
-    async function proxiedLeader(): Promise<{ e: Election; a: Candidate; b: Candidate }> {
+    async function proxiedLeader(
+      standbyRetryMs = RETRY_MS,
+    ): Promise<{ e: Election; a: Candidate; b: Candidate }> {
       const e = new Election(kc, ns);
       election = e;
       const a = e.start('a', proxy.kubeConfig());
       expect(await e.waitForLeader(10_000)).to.equal(a);
-      const b = e.start('b');
+      const b = e.start('b', kc, standbyRetryMs);
       await until('b to see a as leader', 5_000, () => b.newLeaders.includes('a'));
       return { e, a, b };
     }
@@ -336,6 +338,31 @@ describe('leader election on a Lease (real API server)', function () {
         expect(e.overlaps).to.deep.equal([]);
       });
     }
+
+    it('puts a deleted Lease back under the same leader, while the standby waits out the old one', async () => {
+      // The standby polls every 100 ms and the leader is cut off for 700 ms around the deletion, so
+      // the standby sees the Lease missing (several times) before the leader can put it back.
+      const { e, a, b } = await proxiedLeader(100);
+      const before = await lease();
+      proxy.addRule({ name: 'pause', path: /leases/, fault: { kind: 'drop' } });
+      await coordination.deleteNamespacedLease({ namespace: ns, name: LEASE_NAME });
+      await sleep(700);
+      proxy.removeRule('pause');
+      await until('the Lease to be back', RENEW_MS, () =>
+        lease().then(
+          () => true,
+          () => false,
+        ),
+      );
+      await sleep(2 * LEASE_MS);
+      expect(e.overlaps).to.deep.equal([]);
+      expect(a.stopped).to.deep.equal([]);
+      expect(b.started).to.deep.equal([]);
+      const after = await lease();
+      expect(after.metadata?.uid).not.to.equal(before.metadata?.uid);
+      expect(after.spec?.holderIdentity).to.equal('a');
+      expect(after.spec?.leaseTransitions).to.equal(before.spec?.leaseTransitions);
+    });
 
     it('keeps leading through 409 Conflict and 503 answers to its renewals, retrying with a fresh read', async () => {
       const { e, a, b } = await proxiedLeader();

@@ -10,6 +10,7 @@ import {
   releasedRecord,
   validateTimings,
   type LeaderRecord,
+  type Observation,
 } from '../../../src/leader/lease-election.ts';
 
 const wall = new Date('2030-01-01T00:00:00.000Z');
@@ -21,6 +22,14 @@ const held = (holder: string, extra: Partial<LeaderRecord> = {}): LeaderRecord =
   leaderTransitions: 4,
   ...extra,
 });
+
+const decideAt = (
+  observed: Observation | undefined,
+  identity: string,
+  now: number,
+  leaseDurationMs: number,
+  exists = observed !== undefined,
+) => decide({ observed, exists, identity, now, wallClock: wall, leaseDurationMs });
 
 describe('leader election decisions', () => {
   it("accepts client-go's defaults and the shortened test timings, and refuses unsafe ones", () => {
@@ -79,7 +88,7 @@ describe('leader election decisions', () => {
   });
 
   it('creates a missing Lease with no transitions', () => {
-    expect(decide(undefined, 'me', 0, wall, 15_000)).to.deep.equal({
+    expect(decideAt(undefined, 'me', 0, 15_000)).to.deep.equal({
       action: 'create',
       record: {
         holderIdentity: 'me',
@@ -94,26 +103,26 @@ describe('leader election decisions', () => {
   it("waits out another holder's lease by the local clock, whatever its renewTime says", () => {
     // renewTime is from 2001: a candidate comparing it with its own clock would take over at once.
     const stale = observe(undefined, held('other', { renewTime: '2001-01-01T00:00:00.000000Z' }), 1_000);
-    expect(decide(stale, 'me', 1_000, wall, 15_000)).to.deep.equal({
+    expect(decideAt(stale, 'me', 1_000, 15_000)).to.deep.equal({
       action: 'wait',
       holder: 'other',
       expiresInMs: 15_000,
     });
-    expect(decide(stale, 'me', 15_999, wall, 15_000)).to.include({ action: 'wait', expiresInMs: 1 });
+    expect(decideAt(stale, 'me', 15_999, 15_000)).to.include({ action: 'wait', expiresInMs: 1 });
     // renewTime far in the future must not extend the wait either.
     const future = observe(undefined, held('other', { renewTime: '2099-01-01T00:00:00.000000Z' }), 1_000);
-    expect(decide(future, 'me', 16_000, wall, 15_000).action).to.equal('acquire');
+    expect(decideAt(future, 'me', 16_000, 15_000).action).to.equal('acquire');
   });
 
   it('uses the leaseDurationSeconds written in the record, not its own setting', () => {
     const short = observe(undefined, held('other', { leaseDurationSeconds: 1 }), 0);
-    expect(decide(short, 'me', 999, wall, 15_000).action).to.equal('wait');
-    expect(decide(short, 'me', 1_000, wall, 15_000).action).to.equal('acquire');
+    expect(decideAt(short, 'me', 999, 15_000).action).to.equal('wait');
+    expect(decideAt(short, 'me', 1_000, 15_000).action).to.equal('acquire');
   });
 
   it('acquires an expired lease, counting one more transition and starting a new term', () => {
     const obs = observe(undefined, held('other'), 0);
-    expect(decide(obs, 'me', 15_000, wall, 3_000)).to.deep.equal({
+    expect(decideAt(obs, 'me', 15_000, 3_000)).to.deep.equal({
       action: 'acquire',
       record: {
         holderIdentity: 'me',
@@ -128,7 +137,7 @@ describe('leader election decisions', () => {
   it('acquires a released lease (no holder) at once', () => {
     const released = observe(undefined, releasedRecord(held('other'), wall), 0);
     expect(released.record).to.include({ holderIdentity: '', leaseDurationSeconds: 1, leaderTransitions: 4 });
-    const d = decide(released, 'me', 0, wall, 15_000);
+    const d = decideAt(released, 'me', 0, 15_000);
     expect(d.action).to.equal('acquire');
     expect(d.action === 'acquire' && d.record.leaderTransitions).to.equal(5);
   });
@@ -136,7 +145,7 @@ describe('leader election decisions', () => {
   it('renews its own lease keeping acquireTime and transitions, even after it expired locally', () => {
     const own = observe(undefined, held('me'), 0);
     for (const now of [0, 60_000]) {
-      expect(decide(own, 'me', now, wall, 15_000)).to.deep.equal({
+      expect(decideAt(own, 'me', now, 15_000)).to.deep.equal({
         action: 'renew',
         record: {
           holderIdentity: 'me',
@@ -147,6 +156,25 @@ describe('leader election decisions', () => {
         },
       });
     }
+  });
+
+  it('recreates a deleted Lease only once the holder it last saw would have expired', () => {
+    const other = observe(undefined, held('other'), 0);
+    expect(decideAt(other, 'me', 14_999, 15_000, false)).to.deep.equal({
+      action: 'wait',
+      holder: 'other',
+      expiresInMs: 1,
+    });
+    const late = decideAt(other, 'me', 15_000, 15_000, false);
+    expect(late.action).to.equal('create');
+    expect(late.action === 'create' && late.record.leaderTransitions).to.equal(5);
+    // Its own Lease deleted: the leader puts it back at once and keeps counting where it was.
+    const own = decideAt(observe(undefined, held('me'), 0), 'me', 0, 15_000, false);
+    expect(own.action).to.equal('create');
+    expect(own.action === 'create' && own.record).to.include({ holderIdentity: 'me', leaderTransitions: 4 });
+    // A released Lease deleted: nobody is working, so nobody needs to be waited for.
+    const released = observe(undefined, releasedRecord(held('other'), wall), 0);
+    expect(decideAt(released, 'me', 0, 15_000, false).action).to.equal('create');
   });
 
   it("spaces acquisition attempts like client-go's JitterUntil (1 to 2.2 retry periods)", () => {
@@ -185,7 +213,7 @@ describe('leader election decisions', () => {
       fc.property(timings, fc.nat(1e9), fc.nat(1e6), (t, sentAt, seenAfter) => {
         const record = held('leader', { leaseDurationSeconds: t.leaseDurationMs / 1000 });
         const seen = observe(undefined, record, sentAt + Math.min(seenAfter, t.renewDeadlineMs));
-        return decide(seen, 'standby', sentAt + t.renewDeadlineMs, wall, t.leaseDurationMs).action === 'wait';
+        return decideAt(seen, 'standby', sentAt + t.renewDeadlineMs, t.leaseDurationMs).action === 'wait';
       }),
     );
   });
