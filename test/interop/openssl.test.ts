@@ -167,7 +167,17 @@ async function handshake(
     const timer = setTimeout(() => c.kill(), 15_000);
     const [code] = (await once(c, 'close')) as [number];
     clearTimeout(timer);
-    await new Promise((r) => setTimeout(r, 100));
+    // s_server reports the client's verification asynchronously; give it a moment to print it.
+    for (
+      let i = 0;
+      i < 50 &&
+      !/depth=0 O = svid-operator\nverify return:1|verify error|certificate verify failed|unable to get/.test(
+        serverOut,
+      );
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return { code, client: clientOut, server: serverOut };
   } finally {
     s.kill();

@@ -141,6 +141,10 @@ describe('mTLS library: interop with curl and openssl', function () {
     expect(ok.status).to.equal(200);
     // s_server -www echoes the session, which shows it received and verified our client certificate.
     expect(ok.body).to.contain('Client certificate');
+    // s_server prints its verification lines asynchronously to the response; wait for them.
+    for (let i = 0; i < 50 && !/depth=0 O = svid-operator\nverify return:1/.test(log); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(log).to.match(/depth=0 O = svid-operator\nverify return:1/);
     await get(new SvidAgent(source, { serverId: id('not-openssl') }, { keepAlive: false })).then(
       () => expect.fail('accepted an unexpected server'),
