@@ -1,7 +1,7 @@
 // Wires the watches to the work queue and the reconciler: WorkloadIdentities (the input), the Secrets the
 // operator manages (selected by label, so no other Secret is ever cached) and the CA Secret (by name).
 import * as k8s from '@kubernetes/client-node';
-import { loadCa, PkiError } from '../pki/index.ts';
+import { loadCa, PkiError, type LoadedCa } from '../pki/index.ts';
 import { EventRecorder } from './events.ts';
 import { errorText, Informer, keyOf, type InformerLogger, type Source } from './informer.ts';
 import { RateLimiter } from './limiter.ts';
@@ -23,8 +23,13 @@ export interface ControllerOptions {
   kc: k8s.KubeConfig;
   policy: IdentityPolicy;
   caSecret: { namespace: string; name: string };
-  /** PEM roots added to every trust bundle, e.g. the previous CA during a rotation. */
+  /** PEM roots added to every trust bundle (admin-configured, e.g. a CA that is about to take over). */
   extraRootsPem?: string;
+  /**
+   * How long the previous CA's roots stay in every trust bundle after the CA Secret changes, so workloads
+   * that still hold SVIDs of the old CA (or have not yet seen their re-issued one) keep trusting each other.
+   */
+  caOverlapMs: number;
   /** Empty: all namespaces. */
   watchNamespaces: string[];
   concurrency: number;
@@ -64,6 +69,11 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private caState: CaState = { ok: false, message: 'the CA Secret has not been read yet' };
   private caVersion = '';
+  /** Roots of CAs replaced within the overlap, and when each leaves the bundles. */
+  private retiredRoots: { pem: string; until: number }[] = [];
+  private retireTimer?: NodeJS.Timeout;
+  /** The last CA that loaded, kept across a missing or broken CA Secret so a rotation still overlaps. */
+  private lastGoodCa?: LoadedCa;
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
 
@@ -160,13 +170,18 @@ export class Controller {
     this.o.metrics.queueDepth.set(this.queue.depth);
   }
 
-  /** Reads the CA Secret from the cache, validates it, and re-queues every identity when it changed. */
-  private async reloadCa(): Promise<void> {
+  /**
+   * Reads the CA Secret from the cache, validates it, and re-queues every identity when it changed.
+   * `force` re-reads an unchanged Secret: when a retired root leaves the bundle.
+   */
+  private async reloadCa(force = false): Promise<void> {
     const { namespace, name } = this.o.caSecret;
     const secret = this.caInformer.get(`${namespace}/${name}`);
     const version = secret?.metadata?.resourceVersion ?? 'absent';
-    if (version === this.caVersion) return;
+    if (version === this.caVersion && !force) return;
     this.caVersion = version;
+    const now = Date.now();
+    this.retiredRoots = this.retiredRoots.filter((r) => r.until > now);
     let next: CaState;
     if (!secret) {
       next = {
@@ -177,10 +192,30 @@ export class Controller {
       const data = secret.data ?? {};
       const text = (k: string) => (data[k] ? Buffer.from(data[k], 'base64').toString('utf8') : '');
       try {
-        const ca = await loadCa(
-          { certPem: text('tls.crt'), keyPem: text('tls.key'), bundlePem: text('ca.crt') || undefined },
-          { extraRootsPem: this.o.extraRootsPem },
-        );
+        const material = {
+          certPem: text('tls.crt'),
+          keyPem: text('tls.key'),
+          bundlePem: text('ca.crt') || undefined,
+        };
+        const extra = () => [this.o.extraRootsPem ?? '', ...this.retiredRoots.map((r) => r.pem)].join('');
+        let ca = await loadCa(material, { extraRootsPem: extra() });
+        const previous = this.lastGoodCa;
+        if (previous && previous.fingerprint !== ca.fingerprint && this.o.caOverlapMs > 0) {
+          // The CA changed: its predecessor's own roots stay trusted for the overlap.
+          const own = await loadCa(material);
+          const oldRoots = previous.trustBundlePem
+            .split(/(?=-----BEGIN CERTIFICATE-----)/)
+            .filter((c) => c.includes('BEGIN') && !own.trustBundlePem.includes(c.trim()));
+          this.retiredRoots.push({ pem: oldRoots.join(''), until: now + this.o.caOverlapMs });
+          ca = await loadCa(material, { extraRootsPem: extra() });
+          this.o.log.info('CA rotated; the previous CA stays in trust bundles for the overlap', {
+            previous: previous.fingerprint,
+            current: ca.fingerprint,
+            overlapUntil: new Date(now + this.o.caOverlapMs).toISOString(),
+          });
+        }
+        this.scheduleRetirement();
+        this.lastGoodCa = ca;
         next = { ok: true, ca };
         this.o.metrics.caExpiry.set(ca.notAfter.getTime() / 1000);
       } catch (err) {
@@ -203,6 +238,14 @@ export class Controller {
     else this.o.log.error('CA unavailable', { why: next.message });
     // Every identity re-checks its SVID against the new CA; issuance is rate-limited in the reconciler.
     if (changed) for (const key of this.identities.keys()) this.enqueue(key);
+  }
+
+  private scheduleRetirement(): void {
+    clearTimeout(this.retireTimer);
+    const next = Math.min(...this.retiredRoots.map((r) => r.until));
+    if (!Number.isFinite(next)) return;
+    this.retireTimer = setTimeout(() => void this.reloadCa(true), Math.max(0, next - Date.now()) + 10);
+    this.retireTimer.unref();
   }
 
   /** Starts the watches; resolves once every cache has been listed, the CA read, and identities queued. */
@@ -234,6 +277,7 @@ export class Controller {
 
   stop(): void {
     clearInterval(this.resyncTimer);
+    clearTimeout(this.retireTimer);
     this.queue.stop();
     this.caInformer.stop();
     for (const i of [...this.secrets.informers, ...this.identities.informers]) i.stop();

@@ -23,6 +23,7 @@ export interface OperatorConfig {
   issuanceRate: number;
   resyncSeconds: number;
   extraTrustRootsFile?: string;
+  caOverlapSeconds: number;
   logLevel: string;
 }
 
@@ -47,6 +48,7 @@ const OPTIONS = {
   'issuance-rate': { env: 'SVID_ISSUANCE_RATE', default: '10' },
   'resync-period': { env: 'SVID_RESYNC_PERIOD', default: '10m' },
   'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
+  'ca-overlap': { env: 'SVID_CA_OVERLAP', default: '1h' },
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
 } as const;
 
@@ -149,6 +151,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     issuanceRate: number('issuance-rate', 0.1),
     resyncSeconds: duration('resync-period'),
     extraTrustRootsFile: get('extra-trust-roots'),
+    caOverlapSeconds: duration('ca-overlap'),
     logLevel,
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);

@@ -39,6 +39,7 @@ export async function runOperator(
     },
     caSecret: config.caSecret,
     extraRootsPem,
+    caOverlapMs: config.caOverlapSeconds * 1000,
     watchNamespaces: config.watchNamespaces,
     concurrency: config.concurrency,
     issuanceRate: config.issuanceRate,
