@@ -82,6 +82,19 @@ describe('operator against the real API server', function () {
     expect(profile(leaf).uris).to.deep.equal([w.status?.spiffeID]);
     for (const c of svidConformance(leaf)) expect(c.ok, c.name).to.equal(true);
     expect(leaf.serialNumber.toLowerCase()).to.equal(w.status?.serialNumber);
+    for (const probe of ['/healthz', '/readyz']) {
+      const res = await fetch(`http://127.0.0.1:${op.healthPort}${probe}`);
+      expect(res.status, probe).to.equal(200);
+      expect(await res.text()).to.equal('ok\n');
+    }
+    const labels = { namespace: ns, name: 'payments' };
+    expect(await op.metric('svid_operator_identity_ready', labels)).to.equal(1);
+    expect(await op.metric('svid_operator_certificate_expiry_timestamp_seconds', labels)).to.equal(
+      Date.parse(w.status?.notAfter ?? '') / 1000,
+    );
+    expect(
+      await op.metric('svid_operator_issuances_total', { result: 'success', cause: 'Missing' }),
+    ).to.be.at.least(1);
   });
 
   it('renews a short-lived SVID before expiry, repeatedly, with one Secret and one status write each', async () => {
