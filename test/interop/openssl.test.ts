@@ -4,9 +4,8 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../hack/lib/control-plane.ts';
 import { createSelfSignedCa, issueSvid, loadCa, type KeySpec, type LoadedCa } from '../../src/pki/index.ts';
-import { openssl, opensslCa, opensslIntermediate } from '../support/pki-fixtures.ts';
+import { openssl, opensslCa, opensslIntermediate, startSServer } from '../support/pki-fixtures.ts';
 
 const KEYS: KeySpec[] = [
   { algorithm: 'ECDSA', size: 256 },
@@ -114,35 +113,23 @@ async function handshake(
     'bundle.pem': server.bundlePem,
   };
   for (const [f, content] of Object.entries(files)) await writeFile(path.join(dir, f), content);
-  const port = await freePort();
   // -Verify 1 requires a client certificate; -verify_return_error fails the handshake when it does not verify.
-  const s = spawn(
-    'openssl',
-    [
-      's_server',
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-cert',
-      'server.crt',
-      '-key',
-      'server.key',
-      '-CAfile',
-      'bundle.pem',
-      '-Verify',
-      '1',
-      '-verify_return_error',
-      '-naccept',
-      '1',
-      '-www',
-    ],
-    { cwd: dir },
-  );
-  let serverOut = '';
-  s.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
-  s.stderr.on('data', (d: Buffer) => (serverOut += d.toString()));
+  const sServer = await startSServer(dir, [
+    '-cert',
+    'server.crt',
+    '-key',
+    'server.key',
+    '-CAfile',
+    'bundle.pem',
+    '-Verify',
+    '1',
+    '-verify_return_error',
+    '-naccept',
+    '1',
+    '-www',
+  ]);
+  const port = sServer.port;
   try {
-    for (let i = 0; i < 50 && !serverOut.includes('ACCEPT'); i++)
-      await new Promise((r) => setTimeout(r, 100));
     const c = spawn(
       'openssl',
       [
@@ -172,15 +159,15 @@ async function handshake(
       let i = 0;
       i < 50 &&
       !/depth=0 O = svid-operator\nverify return:1|verify error|certificate verify failed|unable to get/.test(
-        serverOut,
+        sServer.output(),
       );
       i++
     ) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { code, client: clientOut, server: serverOut };
+    return { code, client: clientOut, server: sServer.output() };
   } finally {
-    s.kill();
+    sServer.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import https from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../hack/lib/control-plane.ts';
+import { startSServer } from '../support/pki-fixtures.ts';
 import { issueSvid } from '../../src/pki/index.ts';
 import { createHttpsServer, SvidAgent, SvidSource } from '../../src/mtls/index.ts';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
@@ -96,31 +96,20 @@ describe('mTLS library: interop with curl and openssl', function () {
     await writeFile(path.join(dir, 's.crt'), serverSvid.certChainPem);
     await writeFile(path.join(dir, 's.key'), serverSvid.keyPem);
     await writeFile(path.join(dir, 's-ca.crt'), serverSvid.bundlePem);
-    const port = await freePort();
-    const s = spawn(
-      'openssl',
-      [
-        's_server',
-        '-accept',
-        `127.0.0.1:${port}`,
-        '-cert',
-        's.crt',
-        '-key',
-        's.key',
-        '-CAfile',
-        's-ca.crt',
-        '-Verify',
-        '1',
-        '-verify_return_error',
-        '-www',
-      ],
-      { cwd: dir },
-    );
-    let log = '';
-    s.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    s.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    cleanups.push(() => void s.kill());
-    for (let i = 0; i < 50 && !log.includes('ACCEPT'); i++) await new Promise((r) => setTimeout(r, 100));
+    const server = await startSServer(dir, [
+      '-cert',
+      's.crt',
+      '-key',
+      's.key',
+      '-CAfile',
+      's-ca.crt',
+      '-Verify',
+      '1',
+      '-verify_return_error',
+      '-www',
+    ]);
+    cleanups.push(() => server.stop());
+    const port = server.port;
     const volume = await SecretVolume.create(filesOf(await pki.issue('client')));
     const source = await SvidSource.open(volume.dir, { logger: null });
     cleanups.push(
@@ -142,10 +131,10 @@ describe('mTLS library: interop with curl and openssl', function () {
     // s_server -www echoes the session, which shows it received and verified our client certificate.
     expect(ok.body).to.contain('Client certificate');
     // s_server prints its verification lines asynchronously to the response; wait for them.
-    for (let i = 0; i < 50 && !/depth=0 O = svid-operator\nverify return:1/.test(log); i++) {
+    for (let i = 0; i < 50 && !/depth=0 O = svid-operator\nverify return:1/.test(server.output()); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(log).to.match(/depth=0 O = svid-operator\nverify return:1/);
+    expect(server.output()).to.match(/depth=0 O = svid-operator\nverify return:1/);
     await get(new SvidAgent(source, { serverId: id('not-openssl') }, { keepAlive: false })).then(
       () => expect.fail('accepted an unexpected server'),
       (err: Error) => expect(err.message).to.contain('which is not the expected server'),

@@ -108,3 +108,23 @@ export async function opensslIntermediate(
     await csr.cleanup();
   }
 }
+
+/**
+ * `openssl s_server` on a free 127.0.0.1 port in `cwd`, resolved once it accepts. `output()` is everything
+ * it printed so far (verification lines arrive asynchronously to the client's view).
+ */
+export async function startSServer(
+  cwd: string,
+  args: string[],
+): Promise<{ port: number; output: () => string; stop: () => void }> {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../../hack/lib/control-plane.ts');
+  const port = await freePort();
+  const s = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, ...args], { cwd });
+  let out = '';
+  s.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  s.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 50 && !out.includes('ACCEPT'); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!out.includes('ACCEPT')) throw new Error(`openssl s_server did not start: ${out}`);
+  return { port, output: () => out, stop: () => void s.kill() };
+}
