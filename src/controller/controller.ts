@@ -223,11 +223,7 @@ export class Controller {
         next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${err.message}` };
       }
     }
-    const changed =
-      next.ok !== this.caState.ok ||
-      (next.ok && this.caState.ok && next.ca.fingerprint !== this.caState.ca.fingerprint) ||
-      (next.ok && this.caState.ok && next.ca.trustBundlePem !== this.caState.ca.trustBundlePem) ||
-      (!next.ok && !this.caState.ok && next.message !== this.caState.message);
+    const changed = caStateChanged(this.caState, next);
     this.caState = next;
     if (next.ok)
       this.o.log.info('CA loaded', {
@@ -282,6 +278,17 @@ export class Controller {
     this.caInformer.stop();
     for (const i of [...this.secrets.informers, ...this.identities.informers]) i.stop();
   }
+}
+
+/** Whether identities must re-check their SVIDs: the CA, its bundle, or why it is unusable changed. */
+function caStateChanged(before: CaState, after: CaState): boolean {
+  if (before.ok && after.ok) {
+    return (
+      before.ca.fingerprint !== after.ca.fingerprint || before.ca.trustBundlePem !== after.ca.trustBundlePem
+    );
+  }
+  if (!before.ok && !after.ok) return before.message !== after.message;
+  return true;
 }
 
 function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
