@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  chainsTo,
   createSelfSignedCa,
   describeCa,
   issueSvid,
@@ -204,12 +205,11 @@ async function inspect(args: string[], io: Io): Promise<number> {
       .split(/(?=-----BEGIN CERTIFICATE-----)/)
       .filter((c) => c.includes('BEGIN'))
       .map((c) => new X509Certificate(c));
-    const chains = (from: X509Certificate): boolean => {
-      if (roots.some((r) => from.checkIssued(r) && from.verify(r.publicKey))) return true;
-      const next = chain.find((c) => c !== from && from.checkIssued(c) && from.verify(c.publicKey));
-      return next ? chains(next) : false;
-    };
-    add('chains to ca.crt', roots.length > 0 && chains(leaf), roots.length === 0 ? 'no ca.crt' : 'ok');
+    add(
+      'chains to ca.crt',
+      roots.length > 0 && chainsTo(leaf, chain, roots),
+      roots.length === 0 ? 'no ca.crt' : 'ok',
+    );
     for (const c of svidConformance(leaf)) checks.push(c);
     if (values.ca) {
       const ca = await loadCa(await readCaDir(values.ca)).catch((err: Error) => {

@@ -1,4 +1,4 @@
-import type { Condition, WorkloadIdentity, WorkloadIdentityStatus } from './types.ts';
+import type { Condition, WorkloadIdentityStatus } from './types.ts';
 
 /** The Ready condition, keeping lastTransitionTime when the status value did not change. */
 export function readyCondition(
@@ -37,10 +37,6 @@ function canonical(value: unknown): string {
 
 export function statusEqual(a: WorkloadIdentityStatus | undefined, b: WorkloadIdentityStatus): boolean {
   return canonical(a ?? {}) === canonical(b);
-}
-
-export function isReady(wi: WorkloadIdentity): boolean {
-  return wi.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 /** Kubernetes timestamps carry whole seconds. */

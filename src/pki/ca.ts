@@ -97,21 +97,33 @@ function checkCaCertificate(cert: X509Certificate, what: string): void {
 }
 
 /** Orders `certs` from `start` up to a root in `roots`, or throws if the chain does not reach one. */
+/**
+ * Whether `start` chains through `intermediates` (in any order) to one of `roots`, each link checked by
+ * issuer name and signature; bounded by the number of intermediates, so a cycle cannot loop.
+ */
+export function chainsTo(
+  start: X509Certificate,
+  intermediates: X509Certificate[],
+  roots: X509Certificate[],
+): boolean {
+  let current = start;
+  for (let depth = 0; depth <= intermediates.length + 1; depth++) {
+    if (roots.some((r) => current.checkIssued(r) && current.verify(r.publicKey))) return true;
+    const next = intermediates.find(
+      (c) => c !== current && current.checkIssued(c) && current.verify(c.publicKey),
+    );
+    if (!next) return false;
+    current = next;
+  }
+  return false;
+}
+
 function verifyChain(
   start: X509Certificate,
   intermediates: X509Certificate[],
   roots: X509Certificate[],
 ): void {
-  let current = start;
-  for (let depth = 0; depth <= intermediates.length + 1; depth++) {
-    const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
-    if (root) return;
-    const next = intermediates.find(
-      (c) => c !== current && current.checkIssued(c) && current.verify(c.publicKey),
-    );
-    if (!next) break;
-    current = next;
-  }
+  if (chainsTo(start, intermediates, roots)) return;
   throw new PkiError(
     'CaChainBroken',
     'the CA certificate does not chain to any root in ca.crt: put the CA (or its intermediates) in tls.crt and the root(s) that issued them in ca.crt',

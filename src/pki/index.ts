@@ -11,7 +11,7 @@ export {
   sameKeySpec,
   type KeySpec,
 } from './keys.ts';
-export { createSelfSignedCa, describeCa, loadCa, type CaMaterial, type LoadedCa } from './ca.ts';
+export { chainsTo, createSelfSignedCa, describeCa, loadCa, type CaMaterial, type LoadedCa } from './ca.ts';
 export { CLOCK_SKEW_SECONDS, issueSvid, type IssuedSvid, type SvidRequest } from './issue.ts';
 export {
   verifySvid,
