@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import * as k8s from '@kubernetes/client-node';
 import { collectDefaultMetrics } from 'prom-client';
+import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
@@ -21,7 +21,7 @@ export async function runOperator(
   env: NodeJS.ProcessEnv,
 ): Promise<() => Promise<void>> {
   const log = createLogger(config.logLevel);
-  const kc = new k8s.KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const metrics = new ControllerMetrics();
   collectDefaultMetrics({ register: metrics.registry });
