@@ -5,6 +5,7 @@ import { loadCa, PkiError, type LoadedCa } from '../pki/index.ts';
 import { EventRecorder } from './events.ts';
 import { errorText, Informer, keyOf, type InformerLogger, type Source } from './informer.ts';
 import { RateLimiter } from './limiter.ts';
+import { BundleInterner, withoutManagedFields } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
@@ -33,7 +34,10 @@ export interface ControllerOptions {
   /** Empty: all namespaces. */
   watchNamespaces: string[];
   concurrency: number;
-  /** Issuances per second at most, so a CA change does not flood the API server. */
+  /**
+   * Re-issuances per second at most for identities that still hold a valid SVID (a CA change, renewals),
+   * so a CA change does not flood the API server. First issuances and broken SVIDs are not paced by it.
+   */
   issuanceRate: number;
   apiQps: number;
   resyncMs: number;
@@ -41,6 +45,10 @@ export interface ControllerOptions {
   metrics: ControllerMetrics;
   log: ReconcileLogger & InformerLogger;
 }
+
+// Events are best-effort and share nothing with the Secret and status writes' budget (see events.ts).
+const EVENTS_PER_SECOND = 10;
+const EVENT_BACKLOG = 100;
 
 /** A read view over several informers of the same kind (one per watched namespace). */
 class Caches<T extends { metadata?: { namespace?: string; name?: string } }> {
@@ -66,6 +74,7 @@ export class Controller {
   private readonly secrets: Caches<k8s.V1Secret>;
   private readonly caInformer: Informer<k8s.V1Secret>;
   private readonly queue: WorkQueue;
+  private readonly events: EventRecorder;
   private readonly reconciler: Reconciler;
   private caState: CaState = { ok: false, message: 'the CA Secret has not been read yet' };
   private caVersion = '';
@@ -95,13 +104,14 @@ export class Controller {
           ),
       ),
     );
+    const bundles = new BundleInterner();
     this.secrets = new Caches(
       namespaces.map(
         (ns) =>
           new Informer<k8s.V1Secret>(
             o.kc,
             `secrets${ns ? `/${ns}` : ''}`,
-            secretSource(core, ns, { labelSelector }),
+            secretSource(core, ns, { labelSelector }, bundles.secret),
             o.log,
           ),
       ),
@@ -114,15 +124,20 @@ export class Controller {
     );
 
     const apiLimiter = new RateLimiter(o.apiQps, Math.ceil(o.apiQps * 1.5));
+    this.events = new EventRecorder(o.kc, o.instance, {
+      ratePerSecond: EVENTS_PER_SECOND,
+      backlog: EVENT_BACKLOG,
+      onSent: () => o.metrics.apiWrites.inc({ kind: 'event' }),
+      onDropped: () => o.metrics.eventsDropped.inc(),
+      onError: (err) => o.log.warn('recording an event failed', { error: errorText(err) }),
+    });
     this.reconciler = new Reconciler({
       kc: o.kc,
       policy: o.policy,
       identities: this.identities,
       secrets: this.secrets,
       ca: () => this.caState,
-      events: new EventRecorder(o.kc, o.instance, (err) =>
-        o.log.warn('recording an event failed', { error: errorText(err) }),
-      ),
+      events: this.events,
       issuanceLimiter: new RateLimiter(o.issuanceRate),
       apiLimiter,
       metrics: o.metrics,
@@ -151,12 +166,13 @@ export class Controller {
           o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
           return;
         }
+        this.reconciler.identitySeen(wi);
         this.enqueue(key);
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
-        if (event === 'delete') this.reconciler.secretDeleted(secret);
+        this.reconciler.secretSeen(secret);
         const owner = secret.metadata?.labels?.[OWNER_LABEL];
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
@@ -275,6 +291,7 @@ export class Controller {
     clearInterval(this.resyncTimer);
     clearTimeout(this.retireTimer);
     this.queue.stop();
+    this.events.stop();
     this.caInformer.stop();
     for (const i of [...this.secrets.informers, ...this.identities.informers]) i.stop();
   }
@@ -291,7 +308,7 @@ function caStateChanged(before: CaState, after: CaState): boolean {
   return true;
 }
 
-function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
+export function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
   return {
     async list() {
       const res = (
@@ -313,6 +330,7 @@ function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
       : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
     query: {},
+    transform: withoutManagedFields,
   };
 }
 
@@ -320,6 +338,7 @@ function secretSource(
   core: k8s.CoreV1Api,
   namespace: string,
   selectors: { labelSelector?: string; fieldSelector?: string },
+  transform: (secret: k8s.V1Secret) => k8s.V1Secret = withoutManagedFields,
 ): Source<k8s.V1Secret> {
   return {
     async list() {
@@ -333,5 +352,6 @@ function secretSource(
       string,
       string
     >,
+    transform,
   };
 }

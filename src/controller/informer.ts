@@ -17,6 +17,8 @@ export interface Source<T> {
   watchPath: string;
   /** labelSelector / fieldSelector, the same as the list's. */
   query: Record<string, string>;
+  /** Trims each object before it is cached (the cache holds every object for the process's life). */
+  transform?: (obj: T) => T;
 }
 
 export type InformerEvent = 'upsert' | 'delete';
@@ -111,7 +113,8 @@ export class Informer<T extends Meta> {
     this.lastContact = Date.now();
     this.relists++;
     const seen = new Set<string>();
-    for (const item of items) {
+    for (const listed of items) {
+      const item = this.source.transform?.(listed) ?? listed;
       const key = keyOf(item);
       seen.add(key);
       const old = this.cache.get(key);
@@ -163,8 +166,9 @@ export class Informer<T extends Meta> {
               this.cache.delete(key);
               this.emit('delete', obj);
             } else {
-              this.cache.set(key, obj);
-              this.emit('upsert', obj);
+              const item = this.source.transform?.(obj) ?? obj;
+              this.cache.set(key, item);
+              this.emit('upsert', item);
             }
           },
           (err: unknown) => {

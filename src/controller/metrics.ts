@@ -7,6 +7,7 @@ export class ControllerMetrics {
   readonly issuanceSeconds: Histogram<'result'>;
   readonly reconcileErrors: Counter;
   readonly apiWrites: Counter<'kind'>;
+  readonly eventsDropped: Counter;
   readonly certificateExpiry: Gauge<'namespace' | 'name'>;
   readonly renewalTime: Gauge<'namespace' | 'name'>;
   readonly ready: Gauge<'namespace' | 'name'>;
@@ -40,6 +41,11 @@ export class ControllerMetrics {
       name: 'svid_operator_api_writes_total',
       help: 'Writes to the API server by kind (secret, status, event)',
       labelNames: ['kind'],
+      registers: r,
+    });
+    this.eventsDropped = new Counter({
+      name: 'svid_operator_events_dropped_total',
+      help: 'Kubernetes Events not sent because the backlog was full (a burst of issuances)',
       registers: r,
     });
     this.certificateExpiry = new Gauge({

@@ -112,6 +112,18 @@ export function plan(
   };
 }
 
+// Re-issuance causes that leave the workload a working SVID meanwhile: only the CA or the clock moved.
+const PACEABLE: ReadonlySet<string> = new Set(['WrongIssuer', 'BundleChanged', 'Expiring']);
+
+/**
+ * Whether an issuance waits for the --issuance-rate budget. A workload that still holds a valid SVID can
+ * wait its turn, which keeps a CA change from flooding the API server; a missing, broken or outdated SVID
+ * keeps a pod from starting or from talking, so it is issued at once (the API QPS limit still bounds it).
+ */
+export function isPaced(cause: string, currentNotAfter: Date | undefined, now: Date): boolean {
+  return PACEABLE.has(cause) && currentNotAfter !== undefined && currentNotAfter > now;
+}
+
 /**
  * When to retry a failed issuance: exponential from 1 s, capped at 5 minutes and at a quarter of the
  * time the current certificate has left, so a valid certificate never expires while retries could still

@@ -5,9 +5,10 @@ import { issueSvid, type IssuedSvid } from '../pki/index.ts';
 import { renewalTime } from '../renewal/index.ts';
 import type { EventRecorder, EventReason } from './events.ts';
 import { fresher } from './fresher.ts';
+import { withoutManagedFields } from './slim.ts';
 import type { RateLimiter } from './limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
+import { isPaced, plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
 import type { HandlerResult } from './queue.ts';
 import { buildSecret, secretState } from './secret.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
@@ -48,6 +49,8 @@ export class Reconciler {
   private readonly writtenSecrets = new Map<string, k8s.V1Secret>();
   private readonly writtenIdentities = new Map<string, WorkloadIdentity>();
   private readonly failures = new Map<string, number>();
+  // Secrets whose name a create found taken although the cache does not hold them: read before deciding.
+  private readonly mustRead = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
@@ -66,14 +69,35 @@ export class Reconciler {
   }
 
   /**
-   * A managed Secret was deleted. The remembered write is older than the deletion, so it must not stand in
-   * for the Secret any more (the next reconcile recreates it).
+   * The watch delivered a managed Secret (changed or deleted). A remembered write that is not newer than
+   * it has been caught up with, or was deleted after it was made: drop it, so the cache alone answers (and
+   * the remembered copies do not double the memory the caches take).
    */
-  secretDeleted(secret: k8s.V1Secret): void {
+  secretSeen(secret: k8s.V1Secret): void {
     const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
     const written = this.writtenSecrets.get(key);
-    // Only a write made after the deletion (a newer resourceVersion) survives it.
     if (written && fresher(secret, written) !== written) this.writtenSecrets.delete(key);
+  }
+
+  /**
+   * Keeps a copy of a write until the watch delivers it, unless it already has: the watch event can arrive
+   * before the write's own response, and a copy kept then would never be dropped.
+   */
+  private remember<T extends k8s.V1Secret | WorkloadIdentity>(
+    written: Map<string, T>,
+    cache: Lookup<T>,
+    key: string,
+    obj: T,
+  ): void {
+    if (fresher(cache.get(key), obj) === obj) written.set(key, withoutManagedFields(obj));
+    else written.delete(key);
+  }
+
+  /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
+  identitySeen(wi: WorkloadIdentity): void {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    const written = this.writtenIdentities.get(key);
+    if (written && fresher(wi, written) !== written) this.writtenIdentities.delete(key);
   }
 
   async reconcile(key: string): Promise<HandlerResult> {
@@ -104,8 +128,10 @@ export class Reconciler {
   private async readSecret(secretKey: string, wi: WorkloadIdentity): Promise<k8s.V1Secret | undefined> {
     const cached = fresher(this.d.secrets.get(secretKey), this.writtenSecrets.get(secretKey));
     if (cached) return cached;
-    // Not among the Secrets the operator manages; one with this name may still exist and belong to
-    // someone else, which must never be overwritten.
+    // Not among the Secrets the operator manages. One with this name may still exist and belong to someone
+    // else, but a create never replaces anything, so it is read only after a create found the name taken:
+    // a first issuance costs no read.
+    if (!this.mustRead.has(secretKey)) return undefined;
     await this.d.apiLimiter.take();
     try {
       return await this.core.readNamespacedSecret({
@@ -113,7 +139,10 @@ export class Reconciler {
         namespace: wi.metadata.namespace,
       });
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+      if (err instanceof k8s.ApiException && err.code === 404) {
+        this.mustRead.delete(secretKey);
+        return undefined;
+      }
       throw err;
     }
   }
@@ -164,7 +193,8 @@ export class Reconciler {
     const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
     const state = this.d.ca();
     if (!state.ok) return;
-    await this.d.issuanceLimiter.take();
+    const current = wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined;
+    if (isPaced(p.cause, current, this.now())) await this.d.issuanceLimiter.take();
     const started = performance.now();
     let svid: IssuedSvid;
     let written: k8s.V1Secret;
@@ -187,16 +217,22 @@ export class Reconciler {
           });
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 409 && p.create) {
+        // The name is taken by a Secret the cache does not hold (someone else's, or ours not yet seen):
+        // read it and decide again, at once.
+        this.mustRead.add(secretKey);
+        return { requeueAfterMs: 0 };
+      }
       this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
       this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
-      // A 409 means the Secret changed under us (or appeared): the next attempt re-reads it.
+      // A 409 means the Secret changed under us: the next attempt re-reads it.
       if (err instanceof k8s.ApiException && err.code === 409) {
         this.writtenSecrets.delete(secretKey);
         throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
       }
       return this.reportIssuanceFailure(wi, err);
     }
-    this.writtenSecrets.set(secretKey, written);
+    this.remember(this.writtenSecrets, this.d.secrets, secretKey, written);
     this.failures.delete(key);
     this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
     this.d.metrics.issuanceSeconds.observe({ result: 'success' }, (performance.now() - started) / 1000);
@@ -227,7 +263,7 @@ export class Reconciler {
       cause: p.cause,
       why: p.message,
     });
-    await this.event(
+    this.event(
       wi,
       'Normal',
       reason,
@@ -264,7 +300,7 @@ export class Reconciler {
         reason: p.reason,
         why: p.message,
       });
-      await this.event(wi, 'Warning', p.reason === 'IssuanceFailed' ? 'Failed' : p.reason, p.message);
+      this.event(wi, 'Warning', p.reason === 'IssuanceFailed' ? 'Failed' : p.reason, p.message);
     }
     // Spec and CA changes arrive as watch events; a foreign Secret does not, so it is polled.
     return p.reason === 'SecretConflict' ? { requeueAfterMs: CONFLICT_RECHECK_MS } : undefined;
@@ -294,7 +330,7 @@ export class Reconciler {
     };
     this.d.log.error('issuance failed', { identity: key, attempt: failures, error: describe(err) });
     await this.writeStatus(wi, status).catch(() => undefined);
-    await this.event(wi, 'Warning', 'Failed', message);
+    this.event(wi, 'Warning', 'Failed', message);
     return { requeueAfterMs: retryDelayMs(failures, notAfter, now) };
   }
 
@@ -327,17 +363,21 @@ export class Reconciler {
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     )) as WorkloadIdentity;
     this.d.metrics.apiWrites.inc({ kind: 'status' });
-    this.writtenIdentities.set(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
+    this.remember(
+      this.writtenIdentities,
+      this.d.identities,
+      `${wi.metadata.namespace}/${wi.metadata.name}`,
+      updated,
+    );
   }
 
-  private async event(
+  private event(
     wi: WorkloadIdentity,
     type: 'Normal' | 'Warning',
-    reason: EventReason | string,
+    reason: EventReason,
     message: string,
-  ): Promise<void> {
-    await this.d.events.record(wi, type, reason as EventReason, message);
-    this.d.metrics.apiWrites.inc({ kind: 'event' });
+  ): void {
+    this.d.events.record(wi, type, reason, message);
   }
 }
 

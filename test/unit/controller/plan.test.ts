@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { plan, retryDelayMs, type IdentityPolicy } from '../../../src/controller/plan.ts';
+import { isPaced, plan, retryDelayMs, type IdentityPolicy } from '../../../src/controller/plan.ts';
 import { readyCondition, statusEqual } from '../../../src/controller/status.ts';
 import type { WorkloadIdentity } from '../../../src/controller/types.ts';
 import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
@@ -89,6 +89,20 @@ describe('reconcile plan', () => {
     expect(retryDelayMs(20, undefined, t)).to.equal(300_000);
     expect(retryDelayMs(20, new Date(t.getTime() + 60_000), t)).to.equal(15_000);
     expect(retryDelayMs(20, new Date(t.getTime() + 1000), t)).to.equal(1000);
+  });
+
+  it('paces only re-issuance for a workload that still holds a valid SVID', () => {
+    const t = new Date('2030-01-01T00:00:00Z');
+    const valid = new Date(t.getTime() + 60_000);
+    const expired = new Date(t.getTime() - 1);
+    for (const cause of ['WrongIssuer', 'BundleChanged', 'Expiring']) {
+      expect(isPaced(cause, valid, t), cause).to.equal(true);
+      expect(isPaced(cause, expired, t), `${cause}, expired`).to.equal(false);
+      expect(isPaced(cause, undefined, t), `${cause}, never issued`).to.equal(false);
+    }
+    for (const cause of ['Missing', 'Corrupt', 'KeyMismatch', 'NotConformant', 'SpecChanged']) {
+      expect(isPaced(cause, valid, t), cause).to.equal(false);
+    }
   });
 
   it('keeps lastTransitionTime while the Ready status is unchanged, and compares statuses by content', () => {

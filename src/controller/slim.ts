@@ -1,0 +1,45 @@
+// What the caches keep. The operator holds every WorkloadIdentity and every managed Secret for its whole
+// life, so what each copy carries decides its memory at 10,000 identities (measured by `npm run bench`).
+import type * as k8s from '@kubernetes/client-node';
+
+/**
+ * Drops metadata.managedFields: server-side-apply bookkeeping the operator never reads, and in a heap
+ * snapshot with 10,000 identities the largest share of the cached objects.
+ */
+export function withoutManagedFields<T extends { metadata?: object }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown } | undefined;
+  if (meta?.managedFields) delete meta.managedFields;
+  return obj;
+}
+
+/**
+ * Shares one copy of each trust bundle among the Secrets that hold it. Every managed Secret's ca.crt is
+ * the same text (one bundle per CA, a few during a rotation), but each arrives from the API server as its
+ * own string. Only the most recent few bundles are remembered; an older one is simply not shared.
+ */
+export class BundleInterner {
+  private readonly seen = new Map<string, string>();
+  private readonly max: number;
+
+  constructor(max = 8) {
+    this.max = max;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  secret = (secret: k8s.V1Secret): k8s.V1Secret => {
+    withoutManagedFields(secret);
+    const bundle = secret.data?.['ca.crt'];
+    if (!bundle || !secret.data) return secret;
+    const shared = this.seen.get(bundle);
+    if (shared !== undefined) {
+      secret.data['ca.crt'] = shared;
+      return secret;
+    }
+    this.seen.set(bundle, bundle);
+    if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string);
+    return secret;
+  };
+}
