@@ -29,6 +29,17 @@ describe('npm run bench --smoke', function () {
         expect(results.library?.[key], `library.${key}`).to.be.a('number').greaterThan(0);
       }
       expect(results.library?.failedRequests).to.be.a('number');
+      // The cluster figures: every key is a number (zero is a valid count), none left null.
+      const cluster: Record<string, string[]> = {
+        ttr: ['p50Ms', 'p99Ms', 'allReadySeconds'],
+        writes: ['perIssue', 'perRenewal', 'afterRestart'],
+        memory: ['rssMb10k', 'rssMb10kWithUnrelatedSecrets'],
+        caRotation: ['seconds', 'peakWritesPerSecond'],
+      };
+      for (const [section, keys] of Object.entries(cluster)) {
+        for (const key of keys) expect(results[section]?.[key], `${section}.${key}`).to.be.a('number');
+      }
+      expect(results.notMeasured, stdout).to.deep.equal({});
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -17,12 +17,20 @@ export class OperatorProcess {
   private child?: ChildProcess;
   private readonly args: string[];
   private readonly env: NodeJS.ProcessEnv;
+  private readonly launch: { script: string; nodeArgs: string[] };
   healthPort = 0;
   metricsPort = 0;
 
-  constructor(kubeconfig: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  /** `launch` runs another entry point (e.g. the compiled dist/ one) or passes flags to node. */
+  constructor(
+    kubeconfig: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+    launch: { script?: string; nodeArgs?: string[] } = {},
+  ) {
     this.args = ['--metrics-bind-address=127.0.0.1:0', '--health-probe-bind-address=127.0.0.1:0', ...args];
     this.env = { ...process.env, KUBECONFIG: kubeconfig, ...env };
+    this.launch = { script: launch.script ?? main, nodeArgs: launch.nodeArgs ?? [] };
   }
 
   get pid(): number | undefined {
@@ -31,7 +39,7 @@ export class OperatorProcess {
 
   /** Starts the process and waits for the log line `waitFor` (none with null). */
   async start(waitFor: string | null = 'caches synced; reconciling'): Promise<void> {
-    const child = spawn(process.execPath, [main, ...this.args], {
+    const child = spawn(process.execPath, [...this.launch.nodeArgs, this.launch.script, ...this.args], {
       env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -73,8 +81,13 @@ export class OperatorProcess {
   }
 
   async metrics(): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`);
-    return res.text();
+    const url = `http://127.0.0.1:${this.metricsPort}/metrics`;
+    try {
+      return await (await fetch(url)).text();
+    } catch {
+      // A kept-alive connection the server closed as it was reused (ECONNRESET): one retry on a new one.
+      return (await fetch(url, { headers: { connection: 'close' } })).text();
+    }
   }
 
   /** A metric's value, summed over label sets that contain `labels`. */
