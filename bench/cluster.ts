@@ -23,7 +23,8 @@ import type { WorkloadIdentity } from '../src/controller/types.ts';
 import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
 import { createSelfSignedCa } from '../src/pki/index.ts';
 import { createIdentity, createNamespace, putCaSecret, ready } from '../test/harness/identities.ts';
-import { OperatorProcess } from '../test/harness/operator-process.ts';
+import { OperatorProcess, sumMetric } from '../test/harness/operator-process.ts';
+import { median, percentile } from './stats.ts';
 
 export interface ClusterSizes {
   /** Identities in the time-to-Ready wave, also the ones re-issued on the CA change. */
@@ -82,11 +83,6 @@ async function build(): Promise<void> {
   await promisify(execFile)(process.execPath, [tsc, '-p', project]);
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const percentile = (xs: number[], p: number): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-};
-const median = (xs: number[]) => percentile(xs, 50);
 
 const quiet = { warn: () => undefined, debug: () => undefined };
 
@@ -182,16 +178,7 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
 /** The operator's own counters: Secret+status writes, Event writes, successful issuances, reconciles. */
 async function counters(op: OperatorProcess) {
   const text = await op.metrics();
-  const sum = (name: string, labels: Record<string, string> = {}) => {
-    let total = 0;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (!m || m[1] !== name) continue;
-      if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`)))
-        total += Number(m[3]);
-    }
-    return total;
-  };
+  const sum = (name: string, labels: Record<string, string> = {}) => sumMetric(text, name, labels);
   return {
     writes:
       sum('svid_operator_api_writes_total', { kind: 'secret' }) +

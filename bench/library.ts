@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { SecretVolume, type Files } from '../hack/lib/secret-volume.ts';
 import { createHttpsServer, createTlsServer, SvidAgent, SvidSource } from '../src/mtls/index.ts';
 import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../src/pki/index.ts';
+import { median, percentile } from './stats.ts';
 
 export interface LibraryResult {
   handshakeRatio: number;
@@ -27,11 +28,6 @@ const files = (s: IssuedSvid): Files => ({
   'tls.key': s.keyPem,
   'ca.crt': s.bundlePem,
 });
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-const percentile = (xs: number[], p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-};
 
 /** Full handshakes per second from `concurrency` loops that connect, finish the handshake and close. */
 async function handshakeRate(port: number, client: IssuedSvid, ms: number, concurrency = 4): Promise<number> {

@@ -3,6 +3,7 @@
 // call them), measured in the same run.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { createSelfSignedCa, issueSvid, loadCa } from '../src/pki/index.ts';
+import { median } from './stats.ts';
 
 export interface SigningResult {
   perSecond: number;
@@ -20,8 +21,6 @@ async function rate(op: () => Promise<unknown>, ms: number): Promise<number> {
   }
   return n / ((performance.now() - start) / 1000);
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** Alternates reference and SVID rounds so machine noise hits both alike; returns medians. */
 export async function benchSigning(opts: { rounds: number; roundMs: number }): Promise<SigningResult> {

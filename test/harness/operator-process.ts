@@ -92,15 +92,7 @@ export class OperatorProcess {
 
   /** A metric's value, summed over label sets that contain `labels`. */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await this.metrics();
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(name)) continue;
-      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (!m || m[1] !== name) continue;
-      if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-    }
-    return sum;
+    return sumMetric(await this.metrics(), name, labels);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -113,4 +105,16 @@ export class OperatorProcess {
     clearTimeout(timer);
     return code;
   }
+}
+
+/** A metric's value in a Prometheus text exposition, summed over label sets that contain `labels`. */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
 }
