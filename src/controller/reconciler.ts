@@ -3,7 +3,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { issueSvid, type IssuedSvid } from '../pki/index.ts';
 import { renewalTime } from '../renewal/index.ts';
-import type { EventRecorder, EventReason } from './events.ts';
+import type { EventRecorder } from './events.ts';
 import { fresher } from './fresher.ts';
 import { withoutManagedFields } from './slim.ts';
 import type { RateLimiter } from './limiter.ts';
@@ -74,9 +74,25 @@ export class Reconciler {
    * the remembered copies do not double the memory the caches take).
    */
   secretSeen(secret: k8s.V1Secret): void {
-    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
-    const written = this.writtenSecrets.get(key);
-    if (written && fresher(secret, written) !== written) this.writtenSecrets.delete(key);
+    Reconciler.dropCaughtUp(
+      this.writtenSecrets,
+      `${secret.metadata?.namespace}/${secret.metadata?.name}`,
+      secret,
+    );
+  }
+
+  /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
+  identitySeen(wi: WorkloadIdentity): void {
+    Reconciler.dropCaughtUp(this.writtenIdentities, `${wi.metadata.namespace}/${wi.metadata.name}`, wi);
+  }
+
+  private static dropCaughtUp<T extends k8s.V1Secret | WorkloadIdentity>(
+    written: Map<string, T>,
+    key: string,
+    seen: T,
+  ): void {
+    const mine = written.get(key);
+    if (mine && fresher(seen, mine) !== mine) written.delete(key);
   }
 
   /**
@@ -91,13 +107,6 @@ export class Reconciler {
   ): void {
     if (fresher(cache.get(key), obj) === obj) written.set(key, withoutManagedFields(obj));
     else written.delete(key);
-  }
-
-  /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
-  identitySeen(wi: WorkloadIdentity): void {
-    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
-    const written = this.writtenIdentities.get(key);
-    if (written && fresher(wi, written) !== written) this.writtenIdentities.delete(key);
   }
 
   async reconcile(key: string): Promise<HandlerResult> {
@@ -217,7 +226,8 @@ export class Reconciler {
           });
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 409 && p.create) {
+      const conflict = err instanceof k8s.ApiException && err.code === 409;
+      if (conflict && p.create) {
         // The name is taken by a Secret the cache does not hold (someone else's, or ours not yet seen):
         // read it and decide again, at once.
         this.mustRead.add(secretKey);
@@ -226,7 +236,7 @@ export class Reconciler {
       this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
       this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
       // A 409 means the Secret changed under us: the next attempt re-reads it.
-      if (err instanceof k8s.ApiException && err.code === 409) {
+      if (conflict) {
         this.writtenSecrets.delete(secretKey);
         throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
       }
@@ -263,7 +273,7 @@ export class Reconciler {
       cause: p.cause,
       why: p.message,
     });
-    this.event(
+    this.d.events.record(
       wi,
       'Normal',
       reason,
@@ -300,7 +310,7 @@ export class Reconciler {
         reason: p.reason,
         why: p.message,
       });
-      this.event(wi, 'Warning', p.reason === 'IssuanceFailed' ? 'Failed' : p.reason, p.message);
+      this.d.events.record(wi, 'Warning', p.reason === 'IssuanceFailed' ? 'Failed' : p.reason, p.message);
     }
     // Spec and CA changes arrive as watch events; a foreign Secret does not, so it is polled.
     return p.reason === 'SecretConflict' ? { requeueAfterMs: CONFLICT_RECHECK_MS } : undefined;
@@ -330,7 +340,7 @@ export class Reconciler {
     };
     this.d.log.error('issuance failed', { identity: key, attempt: failures, error: describe(err) });
     await this.writeStatus(wi, status).catch(() => undefined);
-    this.event(wi, 'Warning', 'Failed', message);
+    this.d.events.record(wi, 'Warning', 'Failed', message);
     return { requeueAfterMs: retryDelayMs(failures, notAfter, now) };
   }
 
@@ -369,15 +379,6 @@ export class Reconciler {
       `${wi.metadata.namespace}/${wi.metadata.name}`,
       updated,
     );
-  }
-
-  private event(
-    wi: WorkloadIdentity,
-    type: 'Normal' | 'Warning',
-    reason: EventReason,
-    message: string,
-  ): void {
-    this.d.events.record(wi, type, reason, message);
   }
 }
 
