@@ -19,10 +19,10 @@ import { ControlPlane } from '../hack/lib/control-plane.ts';
 import { installCrds } from '../hack/lib/crds.ts';
 import { identitySource } from '../src/controller/controller.ts';
 import { Informer, keyOf } from '../src/controller/informer.ts';
-import type { WorkloadIdentity } from '../src/controller/types.ts';
+import { GROUP, PLURAL, VERSION, type WorkloadIdentity } from '../src/controller/types.ts';
 import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
 import { createSelfSignedCa } from '../src/pki/index.ts';
-import { createIdentity, createNamespace, putCaSecret, ready } from '../test/harness/identities.ts';
+import { createIdentity, createNamespace, isReady, putCaSecret } from '../test/harness/identities.ts';
 import { OperatorProcess, sumMetric } from '../test/harness/operator-process.ts';
 import { median, percentile } from './stats.ts';
 
@@ -61,13 +61,12 @@ export interface ClusterResult {
     unrelatedSecrets: number;
   };
   caRotation: { seconds: number | null; peakWritesPerSecond: number | null; identities: number };
-  operatorArgs: string[];
 }
 
 const TD = 'bench.example.org';
 const SYSTEM_NS = 'svid-system';
 // Default rate limits and concurrency; only the shortest lifetime is lowered, for the renewal phase.
-const OPERATOR_ARGS = [`--trust-domain=${TD}`, `--ca-secret=${SYSTEM_NS}/ca`, '--min-duration=10s'];
+export const OPERATOR_ARGS = [`--trust-domain=${TD}`, `--ca-secret=${SYSTEM_NS}/ca`, '--min-duration=10s'];
 // The operator as the image runs it (Dockerfile ENV and ENTRYPOINT): compiled JavaScript, the same node
 // flags and malloc setting.
 const OPERATOR_LAUNCH = {
@@ -163,8 +162,6 @@ class IdentityWatch {
   }
 }
 
-const isReady = (w: WorkloadIdentity) => ready(w)?.status === 'True' && !!w.status?.serialNumber;
-
 /** Runs `fn` over `items`, `concurrency` at a time: as fast as the API server accepts, without a flood of sockets. */
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -259,7 +256,6 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       unrelatedSecrets: sizes.unrelatedSecrets,
     },
     caRotation: { seconds: null, peakWritesPerSecond: null, identities: sizes.wave },
-    operatorArgs: OPERATOR_ARGS,
   };
 }
 
@@ -293,8 +289,8 @@ export async function benchCluster(
       });
       return { started, lastCreated };
     };
-    const names = (prefix: string, n: number, from = 0) =>
-      Array.from({ length: n }, (_, i) => `${prefix}-${String(from + i).padStart(5, '0')}`);
+    const names = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
 
     // 1. Time to Ready.
     log(`cluster: creating ${sizes.wave} identities`);
@@ -360,10 +356,10 @@ export async function benchCluster(
     result.writes.perRenewal = perItem(afterRenewals.writes - beforeRenewals.writes, renewals);
     result.writes.eventsPerRenewal = perItem(afterRenewals.events - beforeRenewals.events, renewals);
     await kc.makeApiClient(k8s.CustomObjectsApi).deleteCollectionNamespacedCustomObject({
-      group: 'identity.svid.dev',
-      version: 'v1alpha1',
+      group: GROUP,
+      version: VERSION,
       namespace: 'renew',
-      plural: 'workloadidentities',
+      plural: PLURAL,
     });
     await waitIdle(op, 3000, 10 * 60_000);
 

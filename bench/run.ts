@@ -5,7 +5,13 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { benchCluster, emptyClusterResult, type ClusterResult, type ClusterSizes } from './cluster.ts';
+import {
+  benchCluster,
+  emptyClusterResult,
+  OPERATOR_ARGS,
+  type ClusterResult,
+  type ClusterSizes,
+} from './cluster.ts';
 import { benchLibrary, type LibraryResult } from './library.ts';
 import { benchSigning } from './signing.ts';
 
@@ -14,7 +20,7 @@ export const SECTIONS: readonly Section[] = ['signing', 'library', 'cluster'];
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
-export interface BenchResults extends Omit<ClusterResult, 'operatorArgs'> {
+export interface BenchResults extends ClusterResult {
   machine: { cores: number; node: string; smoke: boolean; operatorArgs: string[] };
   signing: { perSecond: number | null; referencePerSecond: number | null; ratio: number | null };
   library: Nullable<LibraryResult>;
@@ -31,9 +37,13 @@ export async function runBench(opts: {
   only: readonly Section[];
 }): Promise<BenchResults> {
   const sizes = opts.smoke ? SMOKE : FULL;
-  const { operatorArgs, ...cluster } = emptyClusterResult(sizes);
   const results: BenchResults = {
-    machine: { cores: os.availableParallelism(), node: process.version, smoke: opts.smoke, operatorArgs },
+    machine: {
+      cores: os.availableParallelism(),
+      node: process.version,
+      smoke: opts.smoke,
+      operatorArgs: OPERATOR_ARGS,
+    },
     signing: { perSecond: null, referencePerSecond: null, ratio: null },
     library: {
       handshakeRatio: null,
@@ -45,7 +55,7 @@ export async function runBench(opts: {
       failedRequests: null,
       requests: null,
     },
-    ...cluster,
+    ...emptyClusterResult(sizes),
     notMeasured: {},
   };
   const skipped = (section: Section) => {
@@ -70,15 +80,12 @@ export async function runBench(opts: {
     );
   }
   if (!skipped('cluster')) {
-    const partial = { ...cluster, operatorArgs };
     try {
-      await benchCluster(sizes, partial, (line) => console.log(line));
+      await benchCluster(sizes, results, (line) => console.log(line));
     } catch (err) {
       // The figures measured before the failure are kept; the rest stay null with this reason.
       results.notMeasured.cluster = `stopped by: ${err instanceof Error ? err.message : String(err)}`;
     }
-    Object.assign(results, { ttr: partial.ttr, writes: partial.writes, memory: partial.memory });
-    results.caRotation = partial.caRotation;
   }
 
   printTable(results, sizes);

@@ -46,6 +46,9 @@ export async function patchSpec(
 
 export const ready = (w: WorkloadIdentity) => w.status?.conditions?.find((c) => c.type === 'Ready');
 
+/** Ready with an issued SVID. */
+export const isReady = (w: WorkloadIdentity) => ready(w)?.status === 'True' && !!w.status?.serialNumber;
+
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs` with the last state. */
 export async function until<T>(
   what: string,
@@ -76,9 +79,7 @@ export async function waitReady(
 ) {
   return until(`${ns}/${name} Ready`, timeoutMs, async () => {
     const w = await getIdentity(kc, ns, name);
-    return ready(w)?.status === 'True' && w.status?.serialNumber && w.status.serialNumber !== notSerial
-      ? w
-      : undefined;
+    return isReady(w) && w.status?.serialNumber !== notSerial ? w : undefined;
   });
 }
 
