@@ -16,6 +16,7 @@ import { BundleInterner, withoutManagedFields } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
+import { SecretClaims } from './secret-claims.ts';
 import { WorkQueue } from './queue.ts';
 import {
   GROUP,
@@ -95,6 +96,7 @@ export class Controller {
   private lastGoodCa?: LoadedCa;
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
+  private readonly claims = new SecretClaims();
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -150,6 +152,8 @@ export class Controller {
       identities: this.identities,
       secrets: this.secrets,
       ca: () => this.caState,
+      caSecret: o.caSecret,
+      claims: this.claims,
       events: this.events,
       issuanceLimiter: new RateLimiter(o.issuanceRate),
       apiLimiter,
@@ -175,17 +179,22 @@ export class Controller {
       informer.on((event, wi) => {
         const key = keyOf(wi);
         if (event === 'delete') {
-          this.reconciler.forget(key);
+          this.reconciler.identityDeleted(wi);
           o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
+          // Identities that shared its secretName decide again who gets the Secret.
+          for (const other of this.claims.remove(wi.metadata.namespace, wi.metadata.name))
+            this.enqueue(other);
           return;
         }
         this.reconciler.identitySeen(wi);
+        for (const other of this.claims.update(wi)) this.enqueue(other);
         this.enqueue(key);
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
-        this.reconciler.secretSeen(secret);
+        if (event === 'delete') this.reconciler.secretDeleted(secret);
+        else this.reconciler.secretSeen(secret);
         const owner = secret.metadata?.labels?.[OWNER_LABEL];
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
