@@ -199,7 +199,8 @@ export class Controller {
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
     }
-    this.caInformer.on(() => void this.reloadCa());
+    // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
+    this.caInformer.on(() => this.reloadCa());
   }
 
   private enqueue(key: string): void {

@@ -142,7 +142,7 @@ describe('Helm chart', function () {
       const needed: k8s.V1ResourceAttributes[] = [
         ...['list', 'watch'].map((verb) => ({ ...wid, verb, namespace: 'any-ns' })),
         { ...wid, subresource: 'status', verb: 'patch', namespace: 'any-ns' },
-        ...['get', 'list', 'watch', 'create', 'update'].map((verb) => ({
+        ...['get', 'list', 'watch', 'create', 'patch'].map((verb) => ({
           resource: 'secrets',
           verb,
           namespace: 'any-ns',
@@ -207,8 +207,9 @@ describe('Helm chart', function () {
         // Owned Secrets go away by garbage collection; the operator never deletes one.
         { resource: 'secrets', verb: 'delete', namespace: 'any-ns' },
         { resource: 'secrets', verb: 'deletecollection', namespace: 'any-ns' },
-        // Updates carry the resourceVersion read; a patch could overwrite blindly.
-        { resource: 'secrets', verb: 'patch', namespace: 'any-ns' },
+        // Patches of the owned fields (with the resourceVersion read); a full replace would drop what
+        // other tools added to the Secret.
+        { resource: 'secrets', verb: 'update', namespace: 'any-ns' },
         { ...wid, verb: 'patch' },
         { ...wid, subresource: 'status', verb: 'update' },
         // It reports on status only; spec belongs to the user.
