@@ -108,22 +108,18 @@ export class Reconciler {
     const secret = await this.readSecret(secretKey, wi);
     const now = this.now();
     const own = ownershipDecision({ wi, secret, caSecret: this.d.caSecret, claims: this.d.claims });
-    if (own.kind === 'conflict') {
-      const spiffeId = plan(wi, this.d.policy, this.d.ca(), { kind: 'absent' }, now);
-      return this.reportFailure(wi, {
-        action: 'fail',
-        reason: 'SecretConflict',
-        message: own.message,
-        spiffeId: spiffeId.action === 'fail' ? spiffeId.spiffeId : spiffeId.desired.spiffeId,
-      });
-    }
     // A Secret to take over is planned as if absent (its SVID is another identity's), then updated in place.
     const state =
       own.kind === 'rewrite' && own.cause === 'OwnerChanged'
         ? { kind: 'absent' as const }
         : secretState(secret, wi);
     let p = plan(wi, this.d.policy, this.d.ca(), state, now);
-    if (own.kind === 'rewrite' && p.action !== 'fail') {
+    // A spec that can never be issued is reported as such first: the user has to fix it either way.
+    const specProblem = p.action === 'fail' && (p.reason === 'InvalidSpec' || p.reason === 'PolicyViolation');
+    if (own.kind === 'conflict' && !specProblem) {
+      const spiffeId = p.action === 'fail' ? p.spiffeId : p.desired.spiffeId;
+      p = { action: 'fail', reason: 'SecretConflict', message: own.message, spiffeId };
+    } else if (own.kind === 'rewrite' && p.action !== 'fail') {
       p = { action: 'issue', desired: p.desired, cause: own.cause, message: own.message, create: false };
     }
     switch (p.action) {
