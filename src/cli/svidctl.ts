@@ -137,7 +137,10 @@ async function issue(args: string[], io: Io): Promise<number> {
   const durationSeconds = usageFrom(() => parseDuration(values.duration ?? ''));
   if (durationSeconds <= 0) throw new UsageError('--duration must be positive');
   const key = usageFrom(() => parseKeySpec(values.algorithm ?? ''));
-  const ca = await loadCa(await readCaDir(caDir), { now: io.now() }).catch((err: Error) => {
+  const ca = await loadCa(await readCaDir(caDir), {
+    now: io.now(),
+    trustDomain: required(values, 'trust-domain'),
+  }).catch((err: Error) => {
     throw new UsageError(`--ca ${caDir}: ${err.message}`);
   });
   await ensureWritable(out);
@@ -146,6 +149,7 @@ async function issue(args: string[], io: Io): Promise<number> {
   io.out(
     `wrote ${spiffeId} to ${out}: serial ${svid.serialNumber}, valid until ${svid.notAfter.toISOString()}`,
   );
+  for (const w of ca.warnings) io.out(`warning: --ca ${caDir}: ${w}`);
   if (svid.clampedToCa)
     io.out(`note: the lifetime was cut to the CA's expiry (${ca.notAfter.toISOString()})`);
   return 0;

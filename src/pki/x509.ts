@@ -101,6 +101,7 @@ export interface CertificateProfile {
   uris: string[];
   dnsNames: string[];
   otherSans: number;
+  subjectAltNameCritical: boolean;
   subjectKeyId: Buffer | undefined;
 }
 
@@ -115,6 +116,7 @@ export function profile(cert: X509Certificate): CertificateProfile {
     uris: [],
     dnsNames: [],
     otherSans: 0,
+    subjectAltNameCritical: false,
     subjectKeyId: undefined,
   };
   for (const ext of parsedCertificate(cert).tbsCertificate.extensions ?? []) {
@@ -132,6 +134,7 @@ export function profile(cert: X509Certificate): CertificateProfile {
         result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
         break;
       case id_ce_subjectAltName:
+        result.subjectAltNameCritical = ext.critical;
         for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
           if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
           else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
