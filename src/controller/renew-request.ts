@@ -11,9 +11,7 @@ const MAX_RECORDED = 64;
 
 /** What status.lastRenewRequest holds for an annotation value: the value, or sha256:<hex> when long. */
 export function renewRequestToken(value: string): string {
-  return value.length <= MAX_RECORDED
-    ? value
-    : `sha256:${createHash('sha256').update(value).digest('hex')}`;
+  return value.length <= MAX_RECORDED ? value : `sha256:${createHash('sha256').update(value).digest('hex')}`;
 }
 
 /** The annotation's value when it asks for a re-issue not yet honoured; undefined otherwise. */
@@ -26,7 +24,5 @@ export function pendingRenewRequest(wi: WorkloadIdentity): string | undefined {
 /** What to record after an issuance: the request it satisfied (any issuance does), else the old record. */
 export function handledRenewRequest(wi: WorkloadIdentity): string | undefined {
   const value = wi.metadata.annotations?.[ANNOTATION_RENEW_REQUEST];
-  return value === undefined || value.trim() === ''
-    ? wi.status?.lastRenewRequest
-    : renewRequestToken(value);
+  return value === undefined || value.trim() === '' ? wi.status?.lastRenewRequest : renewRequestToken(value);
 }
