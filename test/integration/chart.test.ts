@@ -249,6 +249,26 @@ describe('Helm chart', function () {
     expect(objects.filter((o) => o.kind === 'ClusterRole')).to.have.length(0);
     const roles = objects.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace);
     expect(roles.sort()).to.deep.equal([ns, 'team-a', 'team-b'].sort());
+    // Creating the development CA needs `create` on Secrets in the release namespace (RBAC cannot name
+    // an object that does not exist yet); without ca.bootstrap the rule is not there.
+    type Rule = { resources: string[]; verbs: string[]; resourceNames?: string[] };
+    const selfRules = async (set: Record<string, string>) =>
+      (
+        (await renderChart(ns, set)).find(
+          (o) => o.kind === 'Role' && o.metadata.name.endsWith('-self'),
+        ) as unknown as {
+          rules: Rule[];
+        }
+      ).rules.filter((r) => r.resources.includes('secrets'));
+    const namespaced = { 'watchNamespaces[0]': 'team-a' };
+    expect(await selfRules(namespaced)).to.deep.include({
+      apiGroups: [''],
+      resources: ['secrets'],
+      verbs: ['create'],
+    });
+    const without = await selfRules({ ...namespaced, 'ca.bootstrap': 'false' });
+    expect(without.flatMap((r) => r.verbs)).to.deep.equal(['get', 'list', 'watch']);
+    expect(without.every((r) => r.resourceNames?.[0] === 'svid-operator-ca')).to.equal(true);
   });
 
   it('refuses several replicas without leader election, and values outside the schema', async () => {
