@@ -237,16 +237,17 @@ export class Controller {
           bundlePem: text('ca.crt') || undefined,
         };
         const extra = () => [this.o.extraRootsPem ?? '', ...this.retiredRoots.map((r) => r.pem)].join('');
-        let ca = await loadCa(material, { extraRootsPem: extra() });
+        const trustDomain = this.o.policy.trustDomain;
+        let ca = await loadCa(material, { extraRootsPem: extra(), trustDomain });
         const previous = this.lastGoodCa;
         if (previous && previous.fingerprint !== ca.fingerprint && this.o.caOverlapMs > 0) {
           // The CA changed: its predecessor's own roots stay trusted for the overlap.
-          const own = await loadCa(material);
+          const own = await loadCa(material, { trustDomain });
           const oldRoots = previous.trustBundlePem
             .split(/(?=-----BEGIN CERTIFICATE-----)/)
             .filter((c) => c.includes('BEGIN') && !own.trustBundlePem.includes(c.trim()));
           this.retiredRoots.push({ pem: oldRoots.join(''), until: now + this.o.caOverlapMs });
-          ca = await loadCa(material, { extraRootsPem: extra() });
+          ca = await loadCa(material, { extraRootsPem: extra(), trustDomain });
           this.o.log.info('CA rotated; the previous CA stays in trust bundles for the overlap', {
             previous: previous.fingerprint,
             current: ca.fingerprint,
@@ -273,6 +274,7 @@ export class Controller {
         ca: next.ca.subject,
         notAfter: next.ca.notAfter.toISOString(),
         sha256: next.ca.fingerprint,
+        ...(next.ca.warnings.length > 0 ? { warnings: next.ca.warnings } : {}),
       });
     else this.o.log.error('CA unavailable', { why: next.message });
     // Every identity re-checks its SVID against the new CA; issuance is rate-limited in the reconciler.

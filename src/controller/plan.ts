@@ -4,6 +4,7 @@ import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid }
 import { checkDnsNames } from '../policy/index.ts';
 import { resolveLifetime, type DurationBounds } from '../renewal/index.ts';
 import { buildSpiffeId } from '../spiffe/index.ts';
+import { ANNOTATION_RENEW_REQUEST, pendingRenewRequest } from './renew-request.ts';
 import type { FailureReason, WorkloadIdentity } from './types.ts';
 
 export interface IdentityPolicy {
@@ -101,6 +102,16 @@ export function plan(
   const decision = verifySvid(secret.svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now });
   if (decision.action === 'issue') {
     return { action: 'issue', desired, cause: decision.reason, message: decision.message, create: false };
+  }
+  const requested = pendingRenewRequest(wi);
+  if (requested !== undefined) {
+    return {
+      action: 'issue',
+      desired,
+      cause: 'RenewRequested',
+      message: `a re-issue was requested with the annotation ${ANNOTATION_RENEW_REQUEST}=${JSON.stringify(requested.slice(0, 64))}${requested.length > 64 ? '…' : ''}`,
+      create: false,
+    };
   }
   return {
     action: 'keep',

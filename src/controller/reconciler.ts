@@ -12,6 +12,7 @@ import type { RateLimiter } from './limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { isPaced, plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
 import type { HandlerResult } from './queue.ts';
+import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState } from './secret.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
 import { GROUP, PLURAL, VERSION, type WorkloadIdentity, type WorkloadIdentityStatus } from './types.ts';
@@ -183,6 +184,8 @@ export class Reconciler {
       observedGeneration: wi.metadata.generation,
       failedIssuanceAttempts: 0,
       lastFailureTime: old.lastFailureTime,
+      // An issuance answers any pending renew request (svidctl renew); a kept SVID keeps the record.
+      lastRenewRequest: p.action === 'issue' ? handledRenewRequest(wi) : old.lastRenewRequest,
       conditions: readyCondition(
         old.conditions,
         'True',

@@ -45,6 +45,8 @@ export interface WorkloadIdentityStatus {
   observedGeneration?: number;
   failedIssuanceAttempts?: number;
   lastFailureTime?: string;
+  /** The renew-request annotation value last honoured (see renew-request.ts). */
+  lastRenewRequest?: string;
   conditions?: Condition[];
 }
 
@@ -59,6 +61,7 @@ export interface WorkloadIdentity {
     generation?: number;
     resourceVersion?: string;
     deletionTimestamp?: string;
+    annotations?: Record<string, string>;
   };
   spec: WorkloadIdentitySpec;
   status?: WorkloadIdentityStatus;

@@ -25,12 +25,19 @@ export interface OperatorConfig {
   extraTrustRootsFile?: string;
   caOverlapSeconds: number;
   logLevel: string;
+  /** Create a self-signed development CA in the --ca-secret Secret when it does not exist. */
+  bootstrapDevCa: boolean;
+  bootstrapDevCaValiditySeconds: number;
 }
 
 export class ConfigError extends Error {}
 
-/** Each option: its flag, its environment variable, and its default. */
-const OPTIONS = {
+/**
+ * Each option: its flag, its environment variable, and its default. The Helm chart sets every one of them
+ * from a value (a chart test renders the chart and checks that each flag here is among the arguments):
+ * a new flag needs a value in charts/svid-operator/values.yaml, values.schema.json and the Deployment.
+ */
+export const OPTIONS = {
   'trust-domain': { env: 'SVID_TRUST_DOMAIN', default: undefined },
   'ca-secret': { env: 'SVID_CA_SECRET', default: undefined },
   'cluster-domain': { env: 'SVID_CLUSTER_DOMAIN', default: 'cluster.local' },
@@ -50,6 +57,8 @@ const OPTIONS = {
   'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
   'ca-overlap': { env: 'SVID_CA_OVERLAP', default: '1h' },
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
+  'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
+  'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
 } as const;
 
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
@@ -140,6 +149,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   if (!['true', 'false'].includes(leaderText))
     problems.push(`--leader-elect must be true or false, not "${leaderText}"`);
   const leaderElect = leaderText === 'true';
+  const bootstrapText = get('bootstrap-dev-ca') ?? 'false';
+  if (!['true', 'false'].includes(bootstrapText))
+    problems.push(`--bootstrap-dev-ca must be true or false, not "${bootstrapText}"`);
+  const bootstrapDevCaValiditySeconds = duration('bootstrap-dev-ca-validity');
+  if (bootstrapDevCaValiditySeconds > 0 && bootstrapDevCaValiditySeconds < 3600)
+    problems.push('--bootstrap-dev-ca-validity must be at least 1h');
   const leaderElectionNamespace = get('leader-election-namespace') ?? caNs ?? '';
   const logLevel = get('log-level') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
@@ -164,6 +179,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     extraTrustRootsFile: get('extra-trust-roots'),
     caOverlapSeconds: duration('ca-overlap'),
     logLevel,
+    bootstrapDevCa: bootstrapText === 'true',
+    bootstrapDevCaValiditySeconds,
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;

@@ -9,6 +9,9 @@ import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { describe } from '../controller/reconciler.ts';
+import { ensureDevCa } from './dev-ca.ts';
 import {
   ConfigError,
   parseBindAddress,
@@ -76,6 +79,21 @@ export async function runOperator(
   let synced = false;
   const startController = async () => {
     started = true;
+    if (config.bootstrapDevCa) {
+      // Only the leader (or the single replica) creates it; a failure leaves the CA reported unavailable.
+      await ensureDevCa(kc.makeApiClient(CoreV1Api), {
+        ...config.caSecret,
+        trustDomain: config.trustDomain,
+        validitySeconds: config.bootstrapDevCaValiditySeconds,
+        log,
+      }).catch((err: unknown) =>
+        log.error('could not create the development CA Secret', {
+          caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
+          error: describe(err),
+          fix: 'create the CA Secret yourself, or grant the operator create on Secrets in its namespace',
+        }),
+      );
+    }
     await withTimeout(
       controller.start(),
       cacheSyncTimeoutMs,

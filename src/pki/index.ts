@@ -20,5 +20,5 @@ export {
   type SecretSvid,
   type SvidDecision,
 } from './verify.ts';
-export { svidConformance, type Check } from './svid-rules.ts';
+export { subjectCheck, svidConformance, type Check } from './svid-rules.ts';
 export { parseCertificates, parsePrivateKey, profile, pemBlocks } from './x509.ts';

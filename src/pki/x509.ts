@@ -101,6 +101,7 @@ export interface CertificateProfile {
   uris: string[];
   dnsNames: string[];
   otherSans: number;
+  subjectAltNameCritical: boolean;
   subjectKeyId: Buffer | undefined;
 }
 
@@ -127,6 +128,7 @@ export function profile(cert: X509Certificate): CertificateProfile {
     uris: [],
     dnsNames: [],
     otherSans: 0,
+    subjectAltNameCritical: false,
     subjectKeyId: undefined,
   };
   let extensions: Certificate['tbsCertificate']['extensions'];
@@ -167,6 +169,7 @@ function readExtension(result: CertificateProfile, id: string, critical: boolean
       result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
       break;
     case id_ce_subjectAltName:
+      result.subjectAltNameCritical = critical;
       for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
         if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
         else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
