@@ -69,6 +69,28 @@ async function makeSvids(work: string) {
   };
 }
 
+describe('@svid-operator/mtls tarball contents', function () {
+  this.timeout(5 * 60_000);
+
+  it('holds only built JavaScript, type declarations, README, LICENSE, CHANGELOG and package.json', async () => {
+    tarball ??= packMtls();
+    const { stdout } = await run('tar', ['-tzf', await tarball]);
+    const files = stdout
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''));
+    const allowed = /^(dist\/[a-z0-9/-]+\.(js|d\.ts)|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
+    expect(files.filter((f) => !allowed.test(f))).to.deep.equal([]);
+    expect(files).to.include.members([
+      'dist/index.js',
+      'dist/index.d.ts',
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+    ]);
+  });
+});
+
 for (const version of ['24', '22'] as const) {
   describe(`@svid-operator/mtls installed from its tarball into a fresh application, Node ${version}`, function () {
     this.timeout(10 * 60_000);
