@@ -133,6 +133,25 @@ describe('mTLS library: Express and Fastify middleware', function () {
       const proxy = await pki.issue('proxy');
       const viaProxy = await call(port, proxy, { 'x-forwarded-client-cert': xfcc });
       expect(JSON.parse(viaProxy.body)).to.deep.equal({ peer: id('client') });
+      // From the trusted proxy, a malformed header or an element another proxy added is a 401, not a guess.
+      const malformed = await call(port, proxy, {
+        'x-forwarded-client-cert': `URI=${id('admin')};x=",${xfcc}`,
+      });
+      expect(malformed.status).to.equal(401);
+      expect(JSON.parse(malformed.body).error).to.equal(
+        'malformed x-forwarded-client-cert header: unknown key "x"',
+      );
+      const otherBy = await call(port, proxy, {
+        'x-forwarded-client-cert': `By=${id('evil')};URI=${id('client')}`,
+      });
+      expect(otherBy.status).to.equal(401);
+      expect(JSON.parse(otherBy.body).error).to.contain(
+        `added by ${id('evil')}, not by the proxy ${id('proxy')}`,
+      );
+      const notAnId = await call(port, proxy, {
+        'x-forwarded-client-cert': `By=${id('proxy')};URI=https://x/y`,
+      });
+      expect(notAnId.status).to.equal(401);
       // A client that forges the header is judged by its own certificate.
       const forged = await call(port, await pki.issue('intruder'), {
         'x-forwarded-client-cert': `URI=${id('client')}`,

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -9,6 +10,7 @@ import {
   authorizeId,
   authorizeMemberOf,
   authorizeUnder,
+  createHttp2Server,
   createHttpsServer,
   createTlsServer,
   expressSpiffeAuth,
@@ -337,6 +339,30 @@ describe('mTLS library: secure defaults', function () {
     agent.destroy();
     // The default is a quarter of the server's SVID lifetime (1 h here): 15 min.
     now = new Date();
+  });
+
+  it('HTTP/2: a connection past its maximum age gets a GOAWAY', async () => {
+    const source = await sourceFor(await pki.issue('server'));
+    const h2 = createHttp2Server(
+      source,
+      { authorize: authorizeId(id('client')), maxConnectionAgeMs: 300 },
+      (req, res) => res.end(req.spiffeId ?? ''),
+    );
+    servers.push(h2);
+    h2.listen(0, '127.0.0.1');
+    await once(h2, 'listening');
+    const session = http2.connect(`https://127.0.0.1:${port(h2)}`, {
+      ...creds(await pki.issue('client')),
+      rejectUnauthorized: false,
+    });
+    const goaway = once(session, 'goaway');
+    const req = session.request({ ':path': '/' });
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    await once(req, 'end');
+    expect(body).to.equal(id('client'));
+    await goaway;
+    session.destroy();
   });
 
   it('refuses TLS renegotiation', async () => {

@@ -231,13 +231,12 @@ export function createHttp2Server(
     handle(req, res),
   );
   const handle = serve(guard(server as unknown as tls.Server, source, opts, 'createHttp2Server'), listener);
-  const sessions = new Map<tls.TLSSocket, http2.ServerHttp2Session>();
+  // http2 exposes its sessions' sockets only through a proxy, so the age bound is kept per session.
   server.on('session', (session) => {
-    const socket = session.socket as tls.TLSSocket;
-    sessions.set(socket, session);
-    session.once('close', () => sessions.delete(socket));
+    const age = opts.maxConnectionAgeMs ?? lifetimeMs(source.current()) / 4;
+    const timer = setTimeout(() => session.close(), age).unref();
+    session.once('close', () => clearTimeout(timer));
   });
-  server.on('svid:retire', (socket: tls.TLSSocket) => sessions.get(socket)?.close());
   return server;
 }
 
