@@ -79,6 +79,9 @@ const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2' };
 async function build(): Promise<void> {
   const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
   const project = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
+  // The operator imports the mTLS library package, whose dist/ the image ships too (npm run build order).
+  const library = fileURLToPath(new URL('../packages/mtls/tsconfig.json', import.meta.url));
+  await promisify(execFile)(process.execPath, [tsc, '-p', library]);
   await promisify(execFile)(process.execPath, [tsc, '-p', project]);
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

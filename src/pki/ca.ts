@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { buildPath, chainsTo } from '@svid-operator/mtls';
 import { validateTrustDomain } from '../spiffe/index.ts';
 import { PkiError } from './errors.ts';
 import { DEFAULT_KEY, describeKey, formatKeySpec, generateKeyPair, type KeySpec } from './keys.ts';
@@ -20,6 +21,9 @@ import {
   profile,
   rawSubject,
 } from './x509.ts';
+
+// The chain walk is the library's, shared with the operator.
+export { buildPath, chainsTo };
 
 /** The CA Secret's data: tls.crt (CA certificate, then any intermediates), tls.key, optional ca.crt (roots). */
 export interface CaMaterial {
@@ -145,45 +149,6 @@ function checkSigningSpiffeId(cert: X509Certificate, what: string, trustDomain?:
       `${what} has the SPIFFE ID ${id}, but the operator issues for --trust-domain ${trustDomain}: use a CA of spiffe://${trustDomain}, or set --trust-domain to the CA's trust domain`,
     );
   }
-}
-
-/**
- * The path from `start` up to one of `roots`: the certificates between them taken from `candidates` (in
- * whatever order those are listed), each link checked by issuer name and signature, and the root reached;
- * undefined when no such path exists. Bounded by the number of candidates, so a cycle cannot loop.
- */
-export function buildPath(
-  start: X509Certificate,
-  candidates: X509Certificate[],
-  roots: X509Certificate[],
-  opts: { strict?: boolean } = {},
-): { intermediates: X509Certificate[]; root: X509Certificate } | undefined {
-  // Strict: OpenSSL's issuer check, which also refuses an issuer without CA:TRUE or keyCertSign. Loose
-  // (for CA loading): name and signature only, so such an issuer is found and reported by what it lacks
-  // instead of as a broken chain.
-  const issuedBy = (child: X509Certificate, parent: X509Certificate) =>
-    (opts.strict ? child.checkIssued(parent) : child.issuer === parent.subject) &&
-    child.verify(parent.publicKey);
-  const path: X509Certificate[] = [];
-  let current = start;
-  for (let depth = 0; depth <= candidates.length; depth++) {
-    const root = roots.find((r) => issuedBy(current, r));
-    if (root) return { intermediates: path, root };
-    const next = candidates.find((c) => c !== current && !path.includes(c) && issuedBy(current, c));
-    if (!next) return undefined;
-    path.push(next);
-    current = next;
-  }
-  return undefined;
-}
-
-/** Whether `start` chains through `intermediates` (in any order) to one of `roots`. */
-export function chainsTo(
-  start: X509Certificate,
-  intermediates: X509Certificate[],
-  roots: X509Certificate[],
-): boolean {
-  return buildPath(start, intermediates, roots, { strict: true }) !== undefined;
 }
 
 /**
