@@ -25,6 +25,14 @@ export interface OperatorConfig {
   extraTrustRootsFile?: string;
   caOverlapSeconds: number;
   logLevel: string;
+  /** Pod certificates (src/podcert): off unless --pod-certificate-signer=true. */
+  podCertificates: PodCertificateConfig;
+}
+
+export interface PodCertificateConfig {
+  enabled: boolean;
+  durationSeconds: number;
+  namespaces: string[];
 }
 
 export class ConfigError extends Error {}
@@ -50,6 +58,10 @@ const OPTIONS = {
   'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
   'ca-overlap': { env: 'SVID_CA_OVERLAP', default: '1h' },
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
+  // Pod certificates (KEP-4317); see src/podcert.
+  'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
+  'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
+  'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },
 } as const;
 
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
@@ -133,6 +145,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   const logLevel = get('log-level') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
     problems.push(`--log-level must be error, warn, info or debug`);
+  const podCertificates = podCertificateConfig(get, list, duration, problems);
   const config: OperatorConfig = {
     trustDomain,
     caSecret: { namespace: caNs ?? '', name: caName ?? '' },
@@ -153,6 +166,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     extraTrustRootsFile: get('extra-trust-roots'),
     caOverlapSeconds: duration('ca-overlap'),
     logLevel,
+    podCertificates,
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;
@@ -167,4 +181,27 @@ export function parseBindAddress(text: string): { host: string; port: number } |
     throw new ConfigError(`bind address "${text}" must be HOST:PORT, :PORT or 0 (disabled)`);
   }
   return { host: text.slice(0, i) || '0.0.0.0', port };
+}
+
+/** Pod-certificate flags: the API server refuses lifetimes under 1 hour and over 91 days for a signer. */
+function podCertificateConfig(
+  get: (flag: 'pod-certificate-signer') => string | undefined,
+  list: (flag: 'pod-certificate-namespace') => string[],
+  duration: (flag: 'pod-certificate-duration') => number,
+  problems: string[],
+): PodCertificateConfig {
+  const enabledText = get('pod-certificate-signer') ?? 'false';
+  if (!['true', 'false'].includes(enabledText))
+    problems.push(`--pod-certificate-signer must be true or false, not "${enabledText}"`);
+  const durationSeconds = duration('pod-certificate-duration');
+  if (durationSeconds > 0 && (durationSeconds < 3600 || durationSeconds > 91 * 24 * 3600))
+    problems.push(
+      '--pod-certificate-duration must be between 1h (the API minimum for a pod certificate) and 2184h (91 days)',
+    );
+  const namespaces = list('pod-certificate-namespace');
+  for (const ns of namespaces) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
+      problems.push(`--pod-certificate-namespace "${ns}" is not a valid namespace name`);
+  }
+  return { enabled: enabledText === 'true', durationSeconds, namespaces };
 }

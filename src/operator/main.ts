@@ -9,6 +9,7 @@ import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
+import { createPodCertificates } from '../podcert/index.ts';
 import { ConfigError, parseBindAddress, parseConfig, type OperatorConfig } from './config.ts';
 import { healthServer, listen, metricsServer } from './http.ts';
 import { createLogger } from './logger.ts';
@@ -50,11 +51,28 @@ export async function runOperator(
     log,
   });
 
+  const podCerts = config.podCertificates.enabled
+    ? createPodCertificates({
+        kc,
+        trustDomain: config.trustDomain,
+        durationSeconds: config.podCertificates.durationSeconds,
+        namespaces: config.podCertificates.namespaces,
+        issuanceRate: config.issuanceRate,
+        concurrency: config.concurrency,
+        ca: () => controller.currentCa(),
+        onCaChange: (listener) => controller.onCaChange(listener),
+        registry: metrics.registry,
+        instance: identity,
+        log,
+      })
+    : undefined;
+
   let started = false;
   let synced = false;
   const startController = async () => {
     started = true;
     await controller.start();
+    await podCerts?.start();
     synced = true;
     log.info('caches synced; reconciling');
   };
@@ -63,7 +81,10 @@ export async function runOperator(
   if (health) {
     const server = healthServer({
       // Alive while the watches hear from the API server (a standby has none and is alive).
-      healthy: () => !started || !synced || controller.healthy(UNHEALTHY_AFTER_MS),
+      healthy: () =>
+        !started ||
+        !synced ||
+        (controller.healthy(UNHEALTHY_AFTER_MS) && (podCerts?.healthy(UNHEALTHY_AFTER_MS) ?? true)),
       ready: () => (config.leaderElect && !started) || synced,
     });
     const port = await listen(server, health.host, health.port);
@@ -82,6 +103,7 @@ export async function runOperator(
     caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
     watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
     leaderElect: config.leaderElect,
+    podCertificateSigner: config.podCertificates.enabled,
     identity,
   });
 
@@ -103,6 +125,7 @@ export async function runOperator(
       },
       onStoppedLeading: () => {
         metrics.leader.set(0);
+        podCerts?.stop();
         controller.stop();
         if (!stopping) {
           // Like controller-runtime: a replica that lost its Lease exits and restarts clean, so it can
@@ -120,8 +143,12 @@ export async function runOperator(
   return async () => {
     stopping = true;
     log.info('shutting down');
+    podCerts?.stop();
     controller.stop();
-    await Promise.race([controller.idle(), new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([
+      Promise.all([controller.idle(), podCerts?.idle()]),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
     await elector?.stop({ release: true });
     for (const s of servers) s.close();
     log.info('stopped');
