@@ -20,6 +20,7 @@ import {
   type Check,
 } from '../pki/index.ts';
 import { checkDnsNames } from '../policy/index.ts';
+import { BUNDLE_USAGE, bundleCommand, BundleUsageError } from './bundle.ts';
 import { formatDuration, parseDuration } from '../renewal/index.ts';
 import { buildSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
 
@@ -31,6 +32,7 @@ const USAGE = `usage:
       writes an X.509-SVID for spiffe://TD/ns/NS/sa/SA in the Secret layout (tls.crt, tls.key, ca.crt)
   svidctl inspect DIR [--ca DIR]
       prints the SVID in DIR and checks it (exit 1 when a check fails)
+${BUNDLE_USAGE}
 
   A: ECDSA-256 (default), ECDSA-384, Ed25519, RSA-2048, RSA-3072, RSA-4096
   DURATION: Go style, e.g. 1h, 20m, 1h30m`;
@@ -239,7 +241,12 @@ export async function svidctl(
   if (command === 'ca' && sub === 'create') return caCreate(rest, io);
   if (command === 'issue') return issue(argv.slice(1), io);
   if (command === 'inspect') return inspect(argv.slice(1), io);
+  if (command === 'bundle') return bundleCommand(argv.slice(1), io.out).catch(asUsage);
   throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
+}
+
+function asUsage(err: unknown): never {
+  throw err instanceof BundleUsageError ? new UsageError(err.message) : err;
 }
 
 export async function main(argv: string[]): Promise<void> {
