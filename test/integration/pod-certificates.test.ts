@@ -53,6 +53,7 @@ describe('pod certificates: the operator as signer identity.svid.dev/svid', func
   let nodeA: k8s.KubeConfig;
   let nodeB: k8s.KubeConfig;
   let op: OperatorProcess;
+  let sa: k8s.KubeConfig;
   const suffix = randomBytes(3).toString('hex');
   const sys = `svid-system-${suffix}`;
   const apps = `apps-${suffix}`;
@@ -119,7 +120,7 @@ describe('pod certificates: the operator as signer identity.svid.dev/svid', func
     await cp.kubectlRun(['apply', '-n', sys, '-f', '-'], rbac.map((o) => toYaml(o)).join('---\n'));
     tmp = await mkdtemp(path.join(os.tmpdir(), 'svid-podcert-'));
     const saKubeconfig = path.join(tmp, 'sa.kubeconfig');
-    await serviceAccountKubeconfig(cp, admin, sys, 'svid-operator', saKubeconfig);
+    sa = await serviceAccountKubeconfig(cp, admin, sys, 'svid-operator', saKubeconfig);
     op = new OperatorProcess(saKubeconfig, [
       `--trust-domain=${TD}`,
       `--ca-secret=${sys}/ca`,
@@ -294,6 +295,69 @@ describe('pod certificates: the operator as signer identity.svid.dev/svid', func
     expect(last.bundle.keys).to.have.length(1);
     expect(last.bundle.spiffe_sequence).to.be.greaterThan(during.bundle.spiffe_sequence);
     caPem = next.certPem;
+  });
+
+  it("gives the operator's ServiceAccount nothing beyond what the signer needs", async () => {
+    const refused = (p: Promise<unknown>) =>
+      p.then(
+        () => 'allowed',
+        (err: unknown) => (err as { code?: number }).code,
+      );
+    const custom = sa.makeApiClient(k8s.CustomObjectsApi);
+    const saCore = sa.makeApiClient(k8s.CoreV1Api);
+    const pcrs = {
+      group: PCR_GROUP,
+      version: PCR_VERSION,
+      namespace: apps,
+      plural: 'podcertificaterequests',
+    };
+    // No creating or deleting requests (only nodes create them), no reading other ConfigMaps.
+    expect(await refused(custom.deleteCollectionNamespacedCustomObject(pcrs))).to.equal(403);
+    expect(
+      await refused(
+        custom.createNamespacedCustomObject({
+          ...pcrs,
+          body: {
+            apiVersion: `${PCR_GROUP}/${PCR_VERSION}`,
+            kind: 'PodCertificateRequest',
+            metadata: { name: 'x' },
+          },
+        }),
+      ),
+    ).to.equal(403);
+    expect(
+      await refused(saCore.readNamespacedConfigMap({ namespace: apps, name: 'kube-root-ca.crt' })),
+    ).to.equal(403);
+    expect(
+      await refused(saCore.deleteNamespacedConfigMap({ namespace: apps, name: CONFIGMAP_NAME })),
+    ).to.equal(403);
+    // No ClusterTrustBundle for another signer (attest is granted for identity.svid.dev/svid only).
+    const other = await createSelfSignedCa({ trustDomain: 'other.example' });
+    expect(
+      await refused(
+        custom.createClusterCustomObject({
+          group: PCR_GROUP,
+          version: PCR_VERSION,
+          plural: 'clustertrustbundles',
+          body: {
+            apiVersion: `${PCR_GROUP}/${PCR_VERSION}`,
+            kind: 'ClusterTrustBundle',
+            metadata: { name: 'example.com:other:roots' },
+            spec: { signerName: 'example.com/other', trustBundle: other.certPem },
+          },
+        }),
+      ),
+    ).to.equal(403);
+    expect(
+      await refused(
+        custom.deleteClusterCustomObject({
+          group: PCR_GROUP,
+          version: PCR_VERSION,
+          plural: 'clustertrustbundles',
+          name: CTB_NAME,
+        }),
+      ),
+    ).to.equal(403);
   });
 
   it('fails requests while the CA is broken (after the grace period) and issues again once it is fixed', async () => {
