@@ -1,4 +1,4 @@
-// svid-operator's in-pod library: mutual TLS with SPIFFE X.509-SVIDs from a mounted Secret, reloaded on
+// @svid-operator/mtls, svid-operator's in-pod library: mutual TLS with SPIFFE X.509-SVIDs from a mounted Secret, reloaded on
 // rotation. Depends on node: builtins and undici only, never on a Kubernetes client.
 export {
   SvidError,
@@ -36,3 +36,13 @@ export {
   type IdentityOptions,
   type TrustedProxyOptions,
 } from './middleware.ts';
+export {
+  SpiffeIdError,
+  isSpiffeId,
+  parseSpiffeId,
+  pathProblem,
+  trustDomainProblem,
+  validateTrustDomain,
+  type SpiffeId,
+} from './spiffe-id.ts';
+export { PemError, certificatesFromPem, chainsTo, pemBlocks, toPem } from './pem.ts';
