@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSServer } from '../support/pki-fixtures.ts';
 import { issueSvid } from '../../src/pki/index.ts';
-import { createHttpsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
+import { authorizeMemberOf, createHttpsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 const run = promisify(execFile);
@@ -40,7 +40,7 @@ describe('mTLS library: interop with curl and openssl', function () {
     const source = await SvidSource.open(volume.dir, { logger: null });
     const server = createHttpsServer(
       source,
-      { authorize: { trustDomains: ['mtls.example.org'] } },
+      { authorize: authorizeMemberOf('mtls.example.org') },
       (req, res) =>
         res
           .writeHead(200, { 'content-type': 'application/json' })
