@@ -24,6 +24,7 @@ import {
 import type * as k8s from '@kubernetes/client-node';
 import { checkDnsNames } from '../policy/index.ts';
 import { ClusterUsageError, renew, status } from './identity-commands.ts';
+import { BUNDLE_USAGE, bundleCommand, BundleUsageError } from './bundle.ts';
 import { formatDuration, parseDuration } from '../renewal/index.ts';
 import { buildSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
 
@@ -39,6 +40,7 @@ const USAGE = `usage:
       a WorkloadIdentity's SVID, renewal time, conditions, Secret and last events, from the cluster
   svidctl renew NAME [-n NAMESPACE] [--kubeconfig FILE]
       asks the operator to re-issue the identity's SVID now (the identity.svid.dev/renew-request annotation)
+${BUNDLE_USAGE}
 
   A: ECDSA-256 (default), ECDSA-384, Ed25519, RSA-2048, RSA-3072, RSA-4096
   DURATION: Go style, e.g. 1h, 20m, 1h30m`;
@@ -260,7 +262,12 @@ export async function svidctl(
       throw err;
     }
   }
+  if (command === 'bundle') return bundleCommand(argv.slice(1), io.out).catch(asUsage);
   throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
+}
+
+function asUsage(err: unknown): never {
+  throw err instanceof BundleUsageError ? new UsageError(err.message) : err;
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -97,6 +97,7 @@ export class Controller {
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
   private readonly claims = new SecretClaims();
+  private readonly caListeners: (() => void)[] = [];
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -279,6 +280,17 @@ export class Controller {
     else this.o.log.error('CA unavailable', { why: next.message });
     // Every identity re-checks its SVID against the new CA; issuance is rate-limited in the reconciler.
     if (changed) for (const key of this.identities.keys()) this.enqueue(key);
+    if (changed) for (const listener of this.caListeners) listener();
+  }
+
+  /** The CA and trust bundle in use now, or why there is none (the pod-certificate signer reads it). */
+  currentCa(): CaState {
+    return this.caState;
+  }
+
+  /** Called whenever the CA, its trust bundle, or why it is unusable changes. */
+  onCaChange(listener: () => void): void {
+    this.caListeners.push(listener);
   }
 
   private scheduleRetirement(): void {

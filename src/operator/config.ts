@@ -28,6 +28,14 @@ export interface OperatorConfig {
   /** Create a self-signed development CA in the --ca-secret Secret when it does not exist. */
   bootstrapDevCa: boolean;
   bootstrapDevCaValiditySeconds: number;
+  /** Pod certificates (src/podcert): off unless --pod-certificate-signer=true. */
+  podCertificates: PodCertificateConfig;
+}
+
+export interface PodCertificateConfig {
+  enabled: boolean;
+  durationSeconds: number;
+  namespaces: string[];
 }
 
 export class ConfigError extends Error {}
@@ -59,6 +67,10 @@ export const OPTIONS = {
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
   'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
   'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
+  // Pod certificates (KEP-4317); see src/podcert.
+  'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
+  'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
+  'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },
 } as const;
 
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
@@ -159,6 +171,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   const logLevel = get('log-level') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
     problems.push(`--log-level must be error, warn, info or debug`);
+  const podCertificates = podCertificateConfig(get, list, duration, problems);
   const config: OperatorConfig = {
     trustDomain,
     caSecret: { namespace: caNs ?? '', name: caName ?? '' },
@@ -181,6 +194,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     logLevel,
     bootstrapDevCa: bootstrapText === 'true',
     bootstrapDevCaValiditySeconds,
+    podCertificates,
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;
@@ -222,4 +236,27 @@ export function parseTestTuning(env: NodeJS.ProcessEnv): TestTuning {
     healthWindowSeconds: seconds('SVID_TEST_HEALTH_WINDOW_SECONDS'),
     cacheSyncTimeoutSeconds: seconds('SVID_TEST_CACHE_SYNC_TIMEOUT_SECONDS'),
   };
+}
+
+/** Pod-certificate flags: the API server refuses lifetimes under 1 hour and over 91 days for a signer. */
+function podCertificateConfig(
+  get: (flag: 'pod-certificate-signer') => string | undefined,
+  list: (flag: 'pod-certificate-namespace') => string[],
+  duration: (flag: 'pod-certificate-duration') => number,
+  problems: string[],
+): PodCertificateConfig {
+  const enabledText = get('pod-certificate-signer') ?? 'false';
+  if (!['true', 'false'].includes(enabledText))
+    problems.push(`--pod-certificate-signer must be true or false, not "${enabledText}"`);
+  const durationSeconds = duration('pod-certificate-duration');
+  if (durationSeconds > 0 && (durationSeconds < 3600 || durationSeconds > 91 * 24 * 3600))
+    problems.push(
+      '--pod-certificate-duration must be between 1h (the API minimum for a pod certificate) and 2184h (91 days)',
+    );
+  const namespaces = list('pod-certificate-namespace');
+  for (const ns of namespaces) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
+      problems.push(`--pod-certificate-namespace "${ns}" is not a valid namespace name`);
+  }
+  return { enabled: enabledText === 'true', durationSeconds, namespaces };
 }

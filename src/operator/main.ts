@@ -9,6 +9,7 @@ import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
+import { createPodCertificates } from '../podcert/index.ts';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describe } from '../controller/reconciler.ts';
 import { ensureDevCa } from './dev-ca.ts';
@@ -75,6 +76,22 @@ export async function runOperator(
       : undefined,
   });
 
+  const podCerts = config.podCertificates.enabled
+    ? createPodCertificates({
+        kc,
+        trustDomain: config.trustDomain,
+        durationSeconds: config.podCertificates.durationSeconds,
+        namespaces: config.podCertificates.namespaces,
+        issuanceRate: config.issuanceRate,
+        concurrency: config.concurrency,
+        ca: () => controller.currentCa(),
+        onCaChange: (listener) => controller.onCaChange(listener),
+        registry: metrics.registry,
+        instance: identity,
+        log,
+      })
+    : undefined;
+
   let started = false;
   let synced = false;
   const startController = async () => {
@@ -95,9 +112,9 @@ export async function runOperator(
       );
     }
     await withTimeout(
-      controller.start(),
+      Promise.all([controller.start(), podCerts?.start()]),
       cacheSyncTimeoutMs,
-      `the caches did not sync within ${cacheSyncTimeoutMs / 1000} s: check the warnings above, that the operator may list and watch WorkloadIdentities and Secrets (RBAC), and that the WorkloadIdentity CRD is installed`,
+      `the caches did not sync within ${cacheSyncTimeoutMs / 1000} s: check the warnings above, that the operator may list and watch WorkloadIdentities and Secrets (and, with --pod-certificate-signer, PodCertificateRequests) (RBAC), and that the WorkloadIdentity CRD is installed`,
     );
     synced = true;
     log.info('caches synced; reconciling');
@@ -107,7 +124,10 @@ export async function runOperator(
   if (health) {
     const server = healthServer({
       // Alive while the watches are (a standby has none and is alive).
-      healthy: () => !started || !synced || controller.healthy(unhealthyAfterMs),
+      healthy: () =>
+        !started ||
+        !synced ||
+        (controller.healthy(unhealthyAfterMs) && (podCerts?.healthy(unhealthyAfterMs) ?? true)),
       ready: () => (config.leaderElect && !started) || synced,
     });
     const port = await listen(server, health.host, health.port);
@@ -126,6 +146,7 @@ export async function runOperator(
     caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
     watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
     leaderElect: config.leaderElect,
+    podCertificateSigner: config.podCertificates.enabled,
     identity,
   });
 
@@ -159,6 +180,7 @@ export async function runOperator(
       },
       onStoppedLeading: () => {
         metrics.leader.set(0);
+        podCerts?.stop();
         controller.stop();
         if (!stopping) {
           // Like controller-runtime: a replica that lost its Lease exits and restarts clean, so it can
@@ -183,8 +205,12 @@ export async function runOperator(
   return async () => {
     stopping = true;
     log.info('shutting down');
+    podCerts?.stop();
     controller.stop();
-    await Promise.race([controller.idle(), new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([
+      Promise.all([controller.idle(), podCerts?.idle()]),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
     await elector?.stop({ release: true });
     for (const s of servers) s.close();
     log.info('stopped');

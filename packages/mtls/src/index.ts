@@ -10,6 +10,8 @@ export {
   type SvidSourceEvents,
   type SvidSourceOptions,
 } from './source/secret-volume-source.ts';
+export { openPodCertificateSource, type PodCertificateFiles } from './source/pod-certificate-source.ts';
+export { splitCredentialBundle } from './source/credential-bundle.ts';
 export {
   authorizeAny,
   authorizeId,

@@ -19,6 +19,7 @@ import { certificatesFromPem, chainsTo, PemError } from '../pem.ts';
 import { validateTrustDomain } from '../spiffe-id.ts';
 import { svidLeafId } from '../x509-svid.ts';
 import type { X509Bundle, X509Source, X509SourceEvents, X509Svid } from './x509-source.ts';
+import { splitCredentialBundle } from './credential-bundle.ts';
 
 export interface SvidFiles {
   cert: string;
@@ -278,11 +279,18 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> implements X509So
       try {
         const base = await realpath(path.join(this.dir, '..data')).catch(() => this.dir);
         const read = (f: string) => readFile(path.join(base, f), 'utf8');
-        const [certChainPem, keyPem, bundlePem] = await Promise.all([
+        const [certFile, keyFile, bundlePem] = await Promise.all([
           read(this.files.cert),
           read(this.files.key),
           read(this.files.bundle),
         ]);
+        // One file holding key and chain (a pod certificate's credentialBundlePath): read once, split.
+        const files =
+          this.files.cert === this.files.key
+            ? splitCredentialBundle(keyFile)
+            : { certChainPem: certFile, keyPem: keyFile };
+        if ('problem' in files) throw new SvidError(`${this.files.key}: ${files.problem}`);
+        const { certChainPem, keyPem } = files;
         const digest = createHash('sha256')
           .update(certChainPem)
           .update('\0')
