@@ -96,6 +96,9 @@ describe('Helm chart', function () {
       'leaderElection.id': 'my-lease',
       'metrics.port': '9090',
       healthProbePort: '9091',
+      'podCertificates.enabled': 'true',
+      'podCertificates.duration': '2h',
+      'podCertificates.namespaces[0]': 'team-b',
     };
     const objects = await renderChart(ns, values, ['--set-string', `extraTrustRoots=${roots}`]);
     const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
@@ -128,6 +131,7 @@ describe('Helm chart', function () {
       metricsBindAddress: ':9090',
       healthProbeBindAddress: ':9091',
       extraTrustRootsFile: '/etc/svid-operator/extra-trust-roots/roots.pem',
+      podCertificates: { enabled: true, durationSeconds: 7200, namespaces: ['team-b'] },
     });
     // The extra roots come from a ConfigMap mounted where the flag points.
     const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as k8s.V1ConfigMap;
