@@ -8,7 +8,16 @@ import { fresher } from './fresher.ts';
 import { withoutManagedFields } from './slim.ts';
 import type { RateLimiter } from './limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { isPaced, plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
+import type { Pacer } from './pacer.ts';
+import {
+  isPaced,
+  plan,
+  retryDelayMs,
+  scheduledRenewal,
+  type CaState,
+  type IdentityPolicy,
+  type Plan,
+} from './plan.ts';
 import type { HandlerResult } from './queue.ts';
 import { buildSecret, secretState } from './secret.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
@@ -31,7 +40,8 @@ export interface ReconcilerDeps {
   secrets: Lookup<k8s.V1Secret>;
   ca: () => CaState;
   events: EventRecorder;
-  issuanceLimiter: RateLimiter;
+  /** Paces re-issuance of still-valid SVIDs (see pacer.ts): it re-queues a key when its turn comes. */
+  pacer: Pacer<string>;
   apiLimiter: RateLimiter;
   metrics: ControllerMetrics;
   log: ReconcileLogger;
@@ -64,6 +74,7 @@ export class Reconciler {
 
   /** Called when an identity is deleted: its Secret is left to garbage collection via the ownerReference. */
   forget(key: string): void {
+    this.d.pacer.cancel(key);
     this.writtenIdentities.delete(key);
     this.failures.delete(key);
   }
@@ -122,7 +133,10 @@ export class Reconciler {
     switch (p.action) {
       case 'fail':
         return this.reportFailure(wi, p);
+      case 'rebundle':
+        return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
       case 'keep':
+        this.d.pacer.cancel(key);
         this.failures.delete(key);
         await this.writeStatus(
           wi,
@@ -158,7 +172,7 @@ export class Reconciler {
 
   private readyStatus(
     wi: WorkloadIdentity,
-    p: Extract<Plan, { action: 'keep' | 'issue' }>,
+    p: Extract<Plan, { action: 'keep' | 'rebundle' | 'issue' }>,
     serialNumber: string,
     notBefore: Date,
     notAfter: Date,
@@ -169,7 +183,7 @@ export class Reconciler {
     const old = wi.status ?? {};
     const condition = old.conditions?.find((c) => c.type === 'Ready');
     // A kept SVID keeps the reason and message it was issued with, so a restart writes nothing.
-    const keepMessage = p.action === 'keep' && condition?.status === 'True';
+    const keepMessage = p.action !== 'issue' && condition?.status === 'True';
     return {
       spiffeID: p.desired.spiffeId,
       serialNumber,
@@ -186,7 +200,7 @@ export class Reconciler {
         keepMessage ? condition.reason : reason,
         keepMessage
           ? condition.message
-          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}`,
+          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}${p.desired.adjusted ? `; ${p.desired.adjusted}` : ''}`,
         wi.metadata.generation,
         this.now(),
       ),
@@ -203,7 +217,7 @@ export class Reconciler {
     const state = this.d.ca();
     if (!state.ok) return;
     const current = wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined;
-    if (isPaced(p.cause, current, this.now())) await this.d.issuanceLimiter.take();
+    if (!this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
     const started = performance.now();
     let svid: IssuedSvid;
     let written: k8s.V1Secret;
@@ -248,7 +262,12 @@ export class Reconciler {
     this.d.metrics.issuanceSeconds.observe({ result: 'success' }, (performance.now() - started) / 1000);
     const first = !wi.status?.serialNumber;
     // The same formula verifySvid applies on the next reconcile, so the written renewalTime matches it.
-    const renewal = renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid);
+    const renewal = scheduledRenewal(
+      renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid),
+      svid.notAfter,
+      svid.clampedToCa,
+      this.now(),
+    );
     const reason = first ? 'Issued' : 'Renewed';
     const status = this.readyStatus(
       wi,
@@ -280,6 +299,69 @@ export class Reconciler {
       `${reason} SVID ${svid.serialNumber} for ${svid.spiffeId}, valid until ${rfc3339(svid.notAfter)} (${p.message})`,
     );
     return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
+  }
+
+  /**
+   * Whether a re-issue may run now. A paced one that has no token yet waits in the pacer (deadline order:
+   * the SVID's notAfter; round robin between namespaces) and this reconcile ends, freeing the worker; the
+   * pacer queues the key again when its turn comes.
+   */
+  private admitted(
+    wi: WorkloadIdentity,
+    cause: string,
+    notAfter: Date | undefined,
+    renewBeforeSeconds: number,
+  ): boolean {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    if (!isPaced(cause, notAfter, this.now(), renewBeforeSeconds)) {
+      this.d.pacer.cancel(key);
+      return true;
+    }
+    return this.d.pacer.admit(key, wi.metadata.namespace, (notAfter as Date).getTime());
+  }
+
+  /** Writes the current trust bundle into ca.crt and nothing else: same certificate, same key, no status. */
+  private async rebundle(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'rebundle' }>,
+    existing: k8s.V1Secret,
+    secretKey: string,
+  ): Promise<HandlerResult> {
+    const state = this.d.ca();
+    if (!state.ok) return;
+    if (!this.admitted(wi, 'BundleChanged', p.notAfter, p.desired.renewBeforeSeconds)) return;
+    const body: k8s.V1Secret = {
+      ...existing,
+      data: { ...existing.data, 'ca.crt': Buffer.from(state.ca.trustBundlePem).toString('base64') },
+    };
+    let written: k8s.V1Secret;
+    try {
+      await this.d.apiLimiter.take();
+      written = await this.core.replaceNamespacedSecret({
+        name: wi.spec.secretName,
+        namespace: wi.metadata.namespace,
+        body,
+      });
+      this.d.metrics.apiWrites.inc({ kind: 'secret' });
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 409) {
+        this.writtenSecrets.delete(secretKey);
+        throw new Error(`Secret ${secretKey} changed while its bundle was being written; retrying`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    this.remember(this.writtenSecrets, this.d.secrets, secretKey, written);
+    this.d.log.info('trust bundle updated', {
+      identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
+      serial: p.serialNumber,
+    });
+    await this.writeStatus(
+      wi,
+      this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+    );
+    return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
   }
 
   private async reportFailure(

@@ -148,6 +148,13 @@ describe('Helm chart', function () {
           namespace: 'any-ns',
         })),
         { resource: 'events', verb: 'create', namespace: 'any-ns' },
+        // The CA rotation's state, next to the CA Secret.
+        ...['get', 'update'].map((verb) => ({
+          resource: 'secrets',
+          name: 'svid-operator-ca-rotation',
+          verb,
+          namespace: ns,
+        })),
         ...['get', 'create', 'update'].map((verb) => ({
           group: 'coordination.k8s.io',
           resource: 'leases',

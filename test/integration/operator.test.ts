@@ -251,7 +251,7 @@ describe('operator against the real API server', function () {
       );
     expect(
       await refused({ serviceAccountName: 'a', secretName: 's', duration: '1h', renewBefore: '2h' }),
-    ).to.contain('renewBefore must be shorter than duration');
+    ).to.contain('renewBefore must be at most half of duration');
     expect(
       await refused({
         serviceAccountName: 'a',
