@@ -29,23 +29,41 @@ export class SecretHistory {
   private controller?: AbortController;
   private watchError?: unknown;
 
-  /** Lists the managed Secrets of `namespace`, then watches them until stop(). */
+  /**
+   * Lists the managed Secrets of `namespace`, then watches them until stop(). A watch that ends (client-node
+   * ends each after 30 s) is re-opened from the last resourceVersion seen, so nothing is missed; a watch
+   * that cannot continue from there (410 Gone) fails the recording.
+   */
   async start(kc: k8s.KubeConfig, namespace: string): Promise<void> {
     const labelSelector = 'app.kubernetes.io/managed-by=svid-operator';
     const list = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedSecret({ namespace, labelSelector });
     for (const s of list.items) this.record(s);
-    this.controller = await new k8s.Watch(kc).watch(
-      `/api/v1/namespaces/${namespace}/secrets`,
-      { labelSelector, resourceVersion: list.metadata?.resourceVersion, timeoutSeconds: 3600 },
-      (type: string, obj: k8s.V1Secret) => {
-        if (type === 'ADDED' || type === 'MODIFIED') this.record(obj);
-      },
-      (err: unknown) => {
-        // Ended by stop() (an abort) is fine; anything else means states may have been missed.
-        if (err && !(err instanceof Error && err.name === 'AbortError')) this.watchError ??= err;
-        else if (!err && !this.stopped) this.watchError ??= new Error('the watch ended early');
-      },
-    );
+    let resourceVersion = list.metadata?.resourceVersion ?? '';
+    const open = async (): Promise<void> => {
+      if (this.stopped) return;
+      this.controller = await new k8s.Watch(kc).watch(
+        `/api/v1/namespaces/${namespace}/secrets`,
+        { labelSelector, resourceVersion, allowWatchBookmarks: true },
+        (type: string, obj: k8s.V1Secret & { code?: number }) => {
+          if (type === 'ERROR') {
+            this.watchError ??= new Error(`watch error event: ${JSON.stringify(obj).slice(0, 200)}`);
+            return;
+          }
+          resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
+          if (type === 'ADDED' || type === 'MODIFIED') this.record(obj);
+        },
+        (err: unknown) => {
+          if (this.stopped || this.watchError) return;
+          const timeout = err instanceof DOMException && err.name === 'TimeoutError';
+          if (err && !timeout) {
+            this.watchError = err;
+            return;
+          }
+          open().catch((e: unknown) => (this.watchError ??= e));
+        },
+      );
+    };
+    await open();
   }
 
   private stopped = false;
