@@ -314,9 +314,33 @@ export class CaRotation {
       },
       data,
     };
-    const written = this.resourceVersion
-      ? await this.core.replaceNamespacedSecret({ namespace, name: this.stateName, body })
-      : await this.core.createNamespacedSecret({ namespace, body });
+    const write = () =>
+      this.resourceVersion
+        ? this.core.replaceNamespacedSecret({ namespace, name: this.stateName, body })
+        : this.core.createNamespacedSecret({ namespace, body });
+    let written: k8s.V1Secret;
+    try {
+      written = await write();
+    } catch (err) {
+      // Only the leader writes this Secret, so its own state is the truth: someone edited (409) or deleted
+      // (404) it, or it was created meanwhile (409 on create); write again over what is there now.
+      if (!(err instanceof k8s.ApiException) || (err.code !== 409 && err.code !== 404)) throw err;
+      const current = await this.core
+        .readNamespacedSecret({ namespace, name: this.stateName })
+        .catch((e: unknown) => {
+          if (e instanceof k8s.ApiException && e.code === 404) return undefined;
+          throw e;
+        });
+      this.resourceVersion = current?.metadata?.resourceVersion;
+      body.metadata = { ...body.metadata, resourceVersion: this.resourceVersion };
+      this.d.log.warn(
+        'the CA rotation state Secret was changed by someone else; writing the operator state again',
+        {
+          secret: `${namespace}/${this.stateName}`,
+        },
+      );
+      written = await write();
+    }
     this.resourceVersion = written.metadata?.resourceVersion;
     this.storedRoots = previous?.roots ?? signingRoots;
     this.state = next;
