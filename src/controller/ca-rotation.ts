@@ -46,6 +46,11 @@ export interface RotationDeps {
   /** Managed Secrets and identities, as cached. */
   secrets: { get(key: string): k8s.V1Secret | undefined };
   identities: { keys(): string[]; get(key: string): WorkloadIdentity | undefined };
+  /**
+   * Whether those caches hold everything (listed once): before that, "no old SVID left" only means "none
+   * seen yet", and a phase must not advance on it.
+   */
+  synced: () => boolean;
   log: RotationLogger;
   now?: () => Date;
 }
@@ -191,7 +196,7 @@ export class CaRotation {
   }
 
   private async tick(): Promise<void> {
-    if (this.busy || !this.state || !this.signing) return this.schedule();
+    if (this.busy || !this.state || !this.signing || !this.d.synced()) return this.schedule();
     this.busy = true;
     try {
       const bundle = Buffer.from(this.signing.trustBundlePem).toString('base64');

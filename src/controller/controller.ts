@@ -83,6 +83,8 @@ export class Controller {
   private caVersion = '';
   private readonly rotation: CaRotation;
   private readonly pacer: Pacer<string>;
+  /** Every cache listed once (the rotation only advances on complete caches). */
+  private synced = false;
   private caRetry?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
@@ -132,6 +134,7 @@ export class Controller {
       propagationDelayMs: o.caPropagationDelayMs,
       secrets: this.secrets,
       identities: this.identities,
+      synced: () => this.synced,
       log: o.log,
     });
     // The signing CA or the bundle moved (a rotation phase): every identity re-checks its Secret.
@@ -273,6 +276,7 @@ export class Controller {
     // Identities last, so their first reconcile already sees every managed Secret and the CA.
     for (const i of this.identities.informers) i.start();
     await Promise.all(this.identities.informers.map((i) => i.synced));
+    this.synced = true;
     this.resyncTimer = setInterval(() => {
       for (const key of this.identities.keys()) this.enqueue(key);
     }, this.o.resyncMs);

@@ -67,8 +67,8 @@ describe('CA rotation in phases (50 identities, kubelet-like delay, restarts)', 
     });
   const someSecrets = (what: string, timeoutMs: number, ok: (s: SecretStateRecord) => boolean) =>
     until(what, timeoutMs, async () => {
-      const n = history.latest().filter(ok).length;
-      return n > 0 && n < IDENTITIES ? true : undefined;
+      // At least one (all may be done between two polls: a paced pass over 50 Secrets takes ~2 s).
+      return history.latest().some(ok) ? true : undefined;
     });
   const onlyRoot = (s: SecretStateRecord, ca: Ca) => s.bundleKey === ca.fp;
 
