@@ -99,6 +99,8 @@ describe('chaos: kills, outages, failover and API errors', function () {
     `--ca-secret=${sys}/ca`,
     `--watch-namespace=${ns}`,
     '--min-duration=10s',
+    // Seconds-long SVIDs: renewBefore below the 1m default minimum.
+    '--min-renew-before=5s',
   ];
 
   it('loses nothing when the operator is SIGKILLed 20 times during a wave of 200 issuances', async () => {
@@ -159,10 +161,11 @@ describe('chaos: kills, outages, failover and API errors', function () {
         serviceAccountName: 'outage',
         secretName: 'outage-svid',
         duration: '60s',
-        renewBefore: '40s',
+        renewBefore: '30s',
       });
       const first = await waitReady(kc, ns, 'outage');
-      // Renewal is due ~20 s after issuance; the outage covers that moment.
+      // Renewal is due 27-30 s after issuance (at most half the lifetime before expiry, minus jitter); the
+      // outage covers that moment.
       await cp.stopApiServer();
       await new Promise((r) => setTimeout(r, 30_000));
       await cp.startApiServer();
@@ -194,12 +197,12 @@ describe('chaos: kills, outages, failover and API errors', function () {
         serviceAccountName: 'failover',
         secretName: 'failover-svid',
         duration: '60s',
-        renewBefore: '35s',
+        renewBefore: '30s',
       });
       const first = await waitReady(kc, ns, 'failover');
       expect(b.logs.some((l) => l.message === 'became leader')).to.equal(false);
       await a.stop('SIGKILL');
-      // The standby takes the Lease once it expires (15 s) and renews at renewalTime (~25 s after issuance).
+      // The standby takes the Lease once it expires (15 s) and renews at renewalTime (~27-30 s after issuance).
       const renewed = await waitReady(kc, ns, 'failover', 60_000, first.status?.serialNumber);
       expect(Date.now()).to.be.below(Date.parse(first.status?.notAfter ?? ''));
       expect(b.logs.some((l) => l.message === 'became leader')).to.equal(true);

@@ -43,6 +43,7 @@ describe('operator against the real API server', function () {
       `--trust-domain=${TD}`,
       `--ca-secret=${sys}/ca`,
       '--min-duration=10s',
+      '--min-renew-before=5s',
       `--watch-namespace=${ns}`,
       `--watch-namespace=${ns2}`,
     ]);
