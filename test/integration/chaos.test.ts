@@ -42,6 +42,10 @@ interface Outcome {
 async function audit(kc: k8s.KubeConfig, ns: string, caPem: string, names: string[]): Promise<Outcome> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const caCert = new X509Certificate(caPem);
+  // Identities first, Secrets after: an identity's status says Ready only after its Secret was written, so
+  // every Secret a Ready status refers to is in the later list (listing first raced with the last issuances).
+  const identities = new Map<string, Awaited<ReturnType<typeof getIdentity>>>();
+  for (const name of names) identities.set(name, await getIdentity(kc, ns, name));
   const managed = await core.listNamespacedSecret({
     namespace: ns,
     labelSelector: 'app.kubernetes.io/managed-by=svid-operator',
@@ -50,7 +54,7 @@ async function audit(kc: k8s.KubeConfig, ns: string, caPem: string, names: strin
   const byName = new Map(managed.items.map((s) => [s.metadata?.name ?? '', s]));
   let readyCount = 0;
   for (const name of names) {
-    const w = await getIdentity(kc, ns, name);
+    const w = identities.get(name) as Awaited<ReturnType<typeof getIdentity>>;
     if (ready(w)?.status === 'True') readyCount++;
     else problems.push(`${name} not Ready: ${ready(w)?.reason} ${ready(w)?.message}`);
     const s = byName.get(`${name}-svid`);
