@@ -204,5 +204,6 @@ describe('renewal that cannot loop or be starved', function () {
     // the paced rate is the allowance.
     expect(done, 'paced rewrites done before both newcomers were Ready').to.be.below(10 * RATE);
     expect(done).to.be.below(N);
+    console.log(`      ${done} of ${N} paced bundle rewrites done when both newcomers were Ready`);
   });
 });
