@@ -10,7 +10,16 @@ import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
 import { WriteMemory } from './write-memory.ts';
 import type { RateLimiter } from './limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { isPaced, plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
+import type { Pacer } from './pacer.ts';
+import {
+  isPaced,
+  plan,
+  retryDelayMs,
+  scheduledRenewal,
+  type CaState,
+  type IdentityPolicy,
+  type Plan,
+} from './plan.ts';
 import type { HandlerResult } from './queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState } from './secret.ts';
@@ -38,7 +47,8 @@ export interface ReconcilerDeps {
   /** Which identities name which Secret (the oldest wins). */
   claims: SecretClaims;
   events: EventRecorder;
-  issuanceLimiter: RateLimiter;
+  /** Paces re-issuance of still-valid SVIDs (see pacer.ts): it re-queues a key when its turn comes. */
+  pacer: Pacer<string>;
   apiLimiter: RateLimiter;
   metrics: ControllerMetrics;
   log: ReconcileLogger;
@@ -73,6 +83,7 @@ export class Reconciler {
 
   /** Called when an identity is deleted: its Secret is left to garbage collection via the ownerReference. */
   forget(key: string): void {
+    this.d.pacer.cancel(key);
     this.writtenIdentities.forget(key);
     this.failures.delete(key);
   }
@@ -126,7 +137,10 @@ export class Reconciler {
     switch (p.action) {
       case 'fail':
         return this.reportFailure(wi, p);
+      case 'rebundle':
+        return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
       case 'keep':
+        this.d.pacer.cancel(key);
         this.failures.delete(key);
         await this.writeStatus(
           wi,
@@ -162,7 +176,7 @@ export class Reconciler {
 
   private readyStatus(
     wi: WorkloadIdentity,
-    p: Extract<Plan, { action: 'keep' | 'issue' }>,
+    p: Extract<Plan, { action: 'keep' | 'rebundle' | 'issue' }>,
     serialNumber: string,
     notBefore: Date,
     notAfter: Date,
@@ -173,7 +187,7 @@ export class Reconciler {
     const old = wi.status ?? {};
     const condition = old.conditions?.find((c) => c.type === 'Ready');
     // A kept SVID keeps the reason and message it was issued with, so a restart writes nothing.
-    const keepMessage = p.action === 'keep' && condition?.status === 'True';
+    const keepMessage = p.action !== 'issue' && condition?.status === 'True';
     return {
       spiffeID: p.desired.spiffeId,
       serialNumber,
@@ -192,7 +206,7 @@ export class Reconciler {
         keepMessage ? condition.reason : reason,
         keepMessage
           ? condition.message
-          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}`,
+          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}${p.desired.adjusted ? `; ${p.desired.adjusted}` : ''}`,
         wi.metadata.generation,
         this.now(),
       ),
@@ -209,7 +223,7 @@ export class Reconciler {
     const state = this.d.ca();
     if (!state.ok) return;
     const current = wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined;
-    if (isPaced(p.cause, current, this.now())) await this.d.issuanceLimiter.take();
+    if (!this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
     const started = performance.now();
     let svid: IssuedSvid;
     let written: k8s.V1Secret;
@@ -248,7 +262,12 @@ export class Reconciler {
     this.d.metrics.issuanceSeconds.observe({ result: 'success' }, (performance.now() - started) / 1000);
     const first = !wi.status?.serialNumber;
     // The same formula verifySvid applies on the next reconcile, so the written renewalTime matches it.
-    const renewal = renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid);
+    const renewal = scheduledRenewal(
+      renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid),
+      svid.notAfter,
+      svid.clampedToCa,
+      this.now(),
+    );
     const reason = first ? 'Issued' : 'Renewed';
     const status = this.readyStatus(
       wi,
@@ -317,6 +336,70 @@ export class Reconciler {
       { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
     );
+  }
+
+  /**
+   * Whether a re-issue may run now. A paced one that has no token yet waits in the pacer (deadline order:
+   * the SVID's notAfter; round robin between namespaces) and this reconcile ends, freeing the worker; the
+   * pacer queues the key again when its turn comes.
+   */
+  private admitted(
+    wi: WorkloadIdentity,
+    cause: string,
+    notAfter: Date | undefined,
+    renewBeforeSeconds: number,
+  ): boolean {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    if (!isPaced(cause, notAfter, this.now(), renewBeforeSeconds)) {
+      this.d.pacer.cancel(key);
+      return true;
+    }
+    return this.d.pacer.admit(key, wi.metadata.namespace, (notAfter as Date).getTime());
+  }
+
+  /** Writes the current trust bundle into ca.crt and nothing else: same certificate, same key, no status. */
+  private async rebundle(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'rebundle' }>,
+    existing: k8s.V1Secret,
+    secretKey: string,
+  ): Promise<HandlerResult> {
+    const state = this.d.ca();
+    if (!state.ok) return;
+    if (!this.admitted(wi, 'BundleChanged', p.notAfter, p.desired.renewBeforeSeconds)) return;
+    // ca.crt alone, conditional on the version the decision was made from (a patch, like every write of a
+    // managed Secret: other tools' metadata stays).
+    const body = {
+      metadata: { resourceVersion: existing.metadata?.resourceVersion },
+      data: { 'ca.crt': Buffer.from(state.ca.trustBundlePem).toString('base64') },
+    };
+    let written: k8s.V1Secret;
+    try {
+      await this.d.apiLimiter.take();
+      written = await this.core.patchNamespacedSecret(
+        { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+      );
+      this.d.metrics.apiWrites.inc({ kind: 'secret' });
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 409) {
+        this.writtenSecrets.forget(secretKey);
+        throw new Error(`Secret ${secretKey} changed while its bundle was being written; retrying`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
+    this.d.log.info('trust bundle updated', {
+      identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
+      serial: p.serialNumber,
+    });
+    await this.writeStatus(
+      wi,
+      this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+    );
+    return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
   }
 
   private async reportFailure(

@@ -23,7 +23,8 @@ export interface OperatorConfig {
   issuanceRate: number;
   resyncSeconds: number;
   extraTrustRootsFile?: string;
-  caOverlapSeconds: number;
+  caPropagationDelaySeconds: number;
+  minRenewBeforeSeconds: number;
   logLevel: string;
   /** Create a self-signed development CA in the --ca-secret Secret when it does not exist. */
   bootstrapDevCa: boolean;
@@ -63,7 +64,8 @@ export const OPTIONS = {
   'issuance-rate': { env: 'SVID_ISSUANCE_RATE', default: '10' },
   'resync-period': { env: 'SVID_RESYNC_PERIOD', default: '10m' },
   'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
-  'ca-overlap': { env: 'SVID_CA_OVERLAP', default: '1h' },
+  'ca-propagation-delay': { env: 'SVID_CA_PROPAGATION_DELAY', default: '2m' },
+  'min-renew-before': { env: 'SVID_MIN_RENEW_BEFORE', default: '1m' },
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
   'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
   'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
@@ -82,6 +84,11 @@ ${Object.entries(OPTIONS)
   .join('\n')}`;
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  if (argv.some((a) => a === '--ca-overlap' || a.startsWith('--ca-overlap=')) || env.SVID_CA_OVERLAP) {
+    throw new ConfigError(
+      '--ca-overlap (SVID_CA_OVERLAP) was replaced by --ca-propagation-delay: a CA rotation now runs in phases (bundles first, then signing, then the old root leaves after its last SVID expired), see the README section "Rotating the CA"',
+    );
+  }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     values = parseArgs({
@@ -190,12 +197,19 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     issuanceRate: number('issuance-rate', 0.1),
     resyncSeconds: resyncPeriod(),
     extraTrustRootsFile: get('extra-trust-roots'),
-    caOverlapSeconds: duration('ca-overlap'),
+    caPropagationDelaySeconds: duration('ca-propagation-delay'),
+    minRenewBeforeSeconds: duration('min-renew-before'),
     logLevel,
     bootstrapDevCa: bootstrapText === 'true',
     bootstrapDevCaValiditySeconds,
     podCertificates,
   };
+  if (config.caPropagationDelaySeconds <= 0 && !problems.some((p) => p.startsWith('--ca-propagation-delay')))
+    problems.push(
+      '--ca-propagation-delay must be positive, and longer than kubelet takes to update a mounted Secret (60-90 s; default 2m)',
+    );
+  if (config.minRenewBeforeSeconds <= 0 && !problems.some((p) => p.startsWith('--min-renew-before')))
+    problems.push('--min-renew-before must be positive (default 1m)');
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;
 }

@@ -55,7 +55,17 @@ const rejected: [string, Record<string, unknown>, RegExp][] = [
   [
     'renewBefore equal to duration',
     { ...base, duration: '1h', renewBefore: '60m' },
-    /renewBefore must be shorter than duration/,
+    /renewBefore must be at most half of duration/,
+  ],
+  [
+    'renewBefore close to duration (a renewal loop with jitter)',
+    { ...base, duration: '10m', renewBefore: '9m59s' },
+    /renewBefore must be at most half of duration/,
+  ],
+  [
+    'renewBefore just over half the duration',
+    { ...base, duration: '1h', renewBefore: '30m1s' },
+    /renewBefore must be at most half of duration/,
   ],
   ['uppercase DNS name', { ...base, dnsNames: ['Svc'] }, /each DNS name must be lowercase RFC 1123/],
   [

@@ -82,7 +82,8 @@ describe('Helm chart', function () {
       'ca.secretName': 'my-ca',
       'ca.bootstrap': 'false',
       'ca.bootstrapValidityDays': '30',
-      caOverlap: '2h',
+      caPropagationDelay: '3m',
+      minRenewBefore: '2m',
       'allowedDnsPatterns[0]': '*.example.com',
       minDuration: '15m',
       maxDuration: '12h',
@@ -115,7 +116,8 @@ describe('Helm chart', function () {
       clusterDomain: 'corp.local',
       bootstrapDevCa: false,
       bootstrapDevCaValiditySeconds: 30 * 86400,
-      caOverlapSeconds: 7200,
+      caPropagationDelaySeconds: 180,
+      minRenewBeforeSeconds: 120,
       allowedDnsPatterns: ['*.example.com'],
       minDurationSeconds: 900,
       maxDurationSeconds: 43200,
@@ -253,8 +255,8 @@ describe('Helm chart', function () {
     expect(objects.filter((o) => o.kind === 'ClusterRole')).to.have.length(0);
     const roles = objects.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace);
     expect(roles.sort()).to.deep.equal([ns, 'team-a', 'team-b'].sort());
-    // Creating the development CA needs `create` on Secrets in the release namespace (RBAC cannot name
-    // an object that does not exist yet); without ca.bootstrap the rule is not there.
+    // The CA rotation's state Secret (and, with ca.bootstrap, the development CA) needs `create` on Secrets
+    // in the release namespace (RBAC cannot name an object that does not exist yet); update only by name.
     type Rule = { resources: string[]; verbs: string[]; resourceNames?: string[] };
     const selfRules = async (set: Record<string, string>) =>
       (
@@ -271,8 +273,13 @@ describe('Helm chart', function () {
       verbs: ['create'],
     });
     const without = await selfRules({ ...namespaced, 'ca.bootstrap': 'false' });
-    expect(without.flatMap((r) => r.verbs)).to.deep.equal(['get', 'list', 'watch']);
-    expect(without.every((r) => r.resourceNames?.[0] === 'svid-operator-ca')).to.equal(true);
+    expect(without.filter((r) => !r.resourceNames).flatMap((r) => r.verbs)).to.deep.equal(['create']);
+    expect(without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca').flatMap((r) => r.verbs)).to.deep.equal(
+      ['get', 'list', 'watch'],
+    );
+    expect(without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca-rotation').flatMap((r) => r.verbs)).to.deep.equal(
+      ['get', 'update'],
+    );
   });
 
   it('refuses several replicas without leader election, and values outside the schema', async () => {
@@ -345,6 +352,13 @@ describe('Helm chart', function () {
           namespace: 'any-ns',
         })),
         { resource: 'events', verb: 'create', namespace: 'any-ns' },
+        // The CA rotation's state, next to the CA Secret.
+        ...['get', 'update'].map((verb) => ({
+          resource: 'secrets',
+          name: 'svid-operator-ca-rotation',
+          verb,
+          namespace: ns,
+        })),
         ...['get', 'create', 'update'].map((verb) => ({
           group: 'coordination.k8s.io',
           resource: 'leases',
