@@ -397,7 +397,7 @@ describe('pod certificates: the operator as signer identity.svid.dev/svid', func
       1,
     );
     expect(await op.metric('svid_operator_pod_certificate_requests_total', { outcome: 'Issued' })).to.equal(
-      6,
+      7,
     );
   });
 });
