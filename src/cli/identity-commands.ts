@@ -2,8 +2,14 @@
 // with the kubeconfig from --kubeconfig, else $KUBECONFIG / ~/.kube/config / in-cluster.
 import * as k8s from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
-import { ANNOTATION_RENEW_REQUEST } from '../controller/renew-request.ts';
-import { GROUP, KIND, PLURAL, VERSION, type WorkloadIdentity } from '../controller/types.ts';
+import { ANNOTATION_RENEW_REQUEST } from '../reconcilers/workload-identity/renew-request.ts';
+import {
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  type WorkloadIdentity,
+} from '../reconcilers/workload-identity/types.ts';
 import { formatStatus, type Read } from './identity-status.ts';
 
 export class ClusterUsageError extends Error {}

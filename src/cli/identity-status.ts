@@ -4,8 +4,11 @@ import { X509Certificate } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { profile } from '../pki/index.ts';
 import { formatDuration } from '../renewal/index.ts';
-import { ANNOTATION_RENEW_REQUEST, pendingRenewRequest } from '../controller/renew-request.ts';
-import type { WorkloadIdentity } from '../controller/types.ts';
+import {
+  ANNOTATION_RENEW_REQUEST,
+  pendingRenewRequest,
+} from '../reconcilers/workload-identity/renew-request.ts';
+import type { WorkloadIdentity } from '../reconcilers/workload-identity/types.ts';
 
 /** How many of the identity's most recent events `status` shows. */
 export const EVENTS_SHOWN = 5;

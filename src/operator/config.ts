@@ -29,7 +29,7 @@ export interface OperatorConfig {
   /** Create a self-signed development CA in the --ca-secret Secret when it does not exist. */
   bootstrapDevCa: boolean;
   bootstrapDevCaValiditySeconds: number;
-  /** Pod certificates (src/podcert): off unless --pod-certificate-signer=true. */
+  /** Pod certificates (src/reconcilers/pod-certificate): off unless --pod-certificate-signer=true. */
   podCertificates: PodCertificateConfig;
 }
 
@@ -69,7 +69,7 @@ export const OPTIONS = {
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
   'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
   'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
-  // Pod certificates (KEP-4317); see src/podcert.
+  // Pod certificates (KEP-4317); see src/reconcilers/pod-certificate.
   'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
   'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
   'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },

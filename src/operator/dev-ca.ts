@@ -4,7 +4,7 @@
 // is never read for its key, changed or replaced; when replicas race, the API server's 409 decides.
 import * as k8s from '@kubernetes/client-node';
 import { createSelfSignedCa } from '../pki/index.ts';
-import { GROUP } from '../controller/types.ts';
+import { GROUP } from '../reconcilers/workload-identity/types.ts';
 
 export const DEV_CA_LABEL = `${GROUP}/dev-ca`;
 

@@ -6,12 +6,12 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { collectDefaultMetrics } from 'prom-client';
 import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
-import { Controller } from '../controller/controller.ts';
-import { ControllerMetrics } from '../controller/metrics.ts';
+import { Controller } from '../reconcilers/workload-identity/controller.ts';
+import { ControllerMetrics } from '../reconcilers/workload-identity/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
-import { createPodCertificates } from '../podcert/index.ts';
+import { createPodCertificates } from '../reconcilers/pod-certificate/index.ts';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { describe } from '../controller/reconciler.ts';
+import { describe } from '../reconcilers/workload-identity/reconciler.ts';
 import { ensureDevCa } from './dev-ca.ts';
 import {
   ConfigError,

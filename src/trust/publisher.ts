@@ -4,9 +4,9 @@
 //  - a ConfigMap in every namespace that opted in, with `ca.crt` (PEM) and `bundle.spiffe` (SPIFFE JWKS).
 // Writes only when the content changed; a ConfigMap the operator does not own is never overwritten.
 import * as k8s from '@kubernetes/client-node';
-import { errorText } from '../controller/informer.ts';
-import { PCR_GROUP, PCR_VERSION, CTB_PLURAL, SIGNER_NAME } from '../podcert/types.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../controller/types.ts';
+import { errorText } from '../controller-runtime/informer.ts';
+import { PCR_GROUP, PCR_VERSION, CTB_PLURAL, SIGNER_NAME } from '../reconcilers/pod-certificate/types.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../reconcilers/workload-identity/types.ts';
 import { nextSpiffeBundle, parseSpiffeBundle, type SpiffeBundle } from './spiffe-bundle.ts';
 
 /** ClusterTrustBundle names for a signer must start with the signer name, "/" replaced by ":". */

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import type { WorkloadIdentity } from '../../src/controller/types.ts';
+import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 
 export const wid = (kc: k8s.KubeConfig) => kc.makeApiClient(k8s.CustomObjectsApi);
 

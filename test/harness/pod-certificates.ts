@@ -10,7 +10,7 @@ import {
   PCR_VERSION,
   SIGNER_NAME,
   type PodCertificateRequest,
-} from '../../src/podcert/types.ts';
+} from '../../src/reconcilers/pod-certificate/types.ts';
 import { pkixProof, podKeyPair, stubPkcs10, type PodKeyType } from '../support/pod-requests.ts';
 import { until } from './identities.ts';
 

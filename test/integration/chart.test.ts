@@ -200,7 +200,7 @@ describe('Helm chart', function () {
       'SvidOperatorSvidNearExpiry',
     ]);
     // Every metric an alert uses is one the operator registers.
-    const { ControllerMetrics } = await import('../../src/controller/metrics.ts');
+    const { ControllerMetrics } = await import('../../src/reconcilers/workload-identity/metrics.ts');
     const exported = new Set((await new ControllerMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
     const used = new Set(rules.flatMap((r) => r.expr.match(/svid_operator_[a-z_]+/g) ?? []));
     expect(used.size).to.be.at.least(5);
@@ -274,12 +274,12 @@ describe('Helm chart', function () {
     });
     const without = await selfRules({ ...namespaced, 'ca.bootstrap': 'false' });
     expect(without.filter((r) => !r.resourceNames).flatMap((r) => r.verbs)).to.deep.equal(['create']);
-    expect(without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca').flatMap((r) => r.verbs)).to.deep.equal(
-      ['get', 'list', 'watch'],
-    );
-    expect(without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca-rotation').flatMap((r) => r.verbs)).to.deep.equal(
-      ['get', 'update'],
-    );
+    expect(
+      without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca').flatMap((r) => r.verbs),
+    ).to.deep.equal(['get', 'list', 'watch']);
+    expect(
+      without.filter((r) => r.resourceNames?.[0] === 'svid-operator-ca-rotation').flatMap((r) => r.verbs),
+    ).to.deep.equal(['get', 'update']);
   });
 
   it('refuses several replicas without leader election, and values outside the schema', async () => {

@@ -3,9 +3,9 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { identitySource } from '../../src/controller/controller.ts';
-import { Informer, type Source } from '../../src/controller/informer.ts';
-import type { WorkloadIdentity } from '../../src/controller/types.ts';
+import { identitySource } from '../../src/reconcilers/workload-identity/controller.ts';
+import { Informer, type Source } from '../../src/controller-runtime/informer.ts';
+import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 import { PooledKubeConfig } from '../../src/kube/pooled-kubeconfig.ts';
 import { createIdentity, createNamespace, until } from '../harness/identities.ts';
 import { getControlPlane } from '../harness/shared-control-plane.ts';

@@ -3,7 +3,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { createSelfSignedCa } from '../../src/pki/index.ts';
-import type { WorkloadIdentity } from '../../src/controller/types.ts';
+import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 import {
   createIdentity,
   createNamespace,

@@ -12,7 +12,12 @@ import { stringify as toYaml } from 'yaml';
 import { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { installCrds } from '../../hack/lib/crds.ts';
 import { createSelfSignedCa, profile, svidConformance } from '../../src/pki/index.ts';
-import { OPT_IN_LABEL, OPT_IN_VALUE, PCR_GROUP, PCR_VERSION } from '../../src/podcert/types.ts';
+import {
+  OPT_IN_LABEL,
+  OPT_IN_VALUE,
+  PCR_GROUP,
+  PCR_VERSION,
+} from '../../src/reconcilers/pod-certificate/types.ts';
 import { CONFIGMAP_NAME, CTB_LABEL, CTB_NAME } from '../../src/trust/publisher.ts';
 import { parseSpiffeBundle } from '../../src/trust/spiffe-bundle.ts';
 import { PHASE_LABEL, rotationSecretName, STATE_ANNOTATION } from '../../src/rotation/record.ts';

@@ -7,7 +7,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { createSelfSignedCa } from '../../src/pki/index.ts';
-import type { WorkloadIdentity } from '../../src/controller/types.ts';
+import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 import { createIdentity, createNamespace, isReady, putCaSecret, until } from '../harness/identities.ts';
 import { OperatorProcess } from '../harness/operator-process.ts';
 import { checkCoexistingPairs, SecretHistory } from '../harness/secret-history.ts';

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
 import { formatStatus, type Read } from '../../../src/cli/identity-status.ts';
-import { ANNOTATION_RENEW_REQUEST } from '../../../src/controller/renew-request.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
+import { ANNOTATION_RENEW_REQUEST } from '../../../src/reconcilers/workload-identity/renew-request.ts';
+import type { WorkloadIdentity } from '../../../src/reconcilers/workload-identity/types.ts';
 import { createSelfSignedCa, issueSvid, loadCa } from '../../../src/pki/index.ts';
 
 const now = new Date('2030-01-01T00:00:00Z');

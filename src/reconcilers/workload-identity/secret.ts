@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { IssuedSvid, SecretSvid } from '../pki/index.ts';
+import type { IssuedSvid, SecretSvid } from '../../pki/index.ts';
 import {
   ANNOTATION_CA,
   ANNOTATION_NOT_AFTER,

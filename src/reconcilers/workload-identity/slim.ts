@@ -1,16 +1,7 @@
 // What the caches keep. The operator holds every WorkloadIdentity and every managed Secret for its whole
 // life, so what each copy carries decides its memory at 10,000 identities (measured by `npm run bench`).
 import type * as k8s from '@kubernetes/client-node';
-
-/**
- * Drops metadata.managedFields: server-side-apply bookkeeping the operator never reads, and in a heap
- * snapshot with 10,000 identities the largest share of the cached objects.
- */
-export function withoutManagedFields<T extends { metadata?: object }>(obj: T): T {
-  const meta = obj.metadata as { managedFields?: unknown } | undefined;
-  if (meta?.managedFields) delete meta.managedFields;
-  return obj;
-}
+import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
 
 /**
  * Shares one copy of each trust bundle among the Secrets that hold it. Every managed Secret's ca.crt is

@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
-import { EventRecorder } from '../../../src/controller/events.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
+import { EventRecorder } from '../../../../src/reconcilers/workload-identity/events.ts';
+import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
 
 const wi: WorkloadIdentity = {
   apiVersion: 'identity.svid.dev/v1alpha1',

@@ -2,11 +2,11 @@
 // published for pods that use it. Wired into the operator by main.ts when --pod-certificate-signer=true.
 import type * as k8s from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import type { CaState } from '../controller/plan.ts';
-import { EventRecorder } from '../controller/events.ts';
-import { errorText } from '../controller/informer.ts';
-import { RateLimiter } from '../controller/limiter.ts';
-import { TrustPublisher } from '../trust/publisher.ts';
+import type { CaState } from '../workload-identity/plan.ts';
+import { EventRecorder } from '../workload-identity/events.ts';
+import { errorText } from '../../controller-runtime/informer.ts';
+import { RateLimiter } from '../../controller-runtime/limiter.ts';
+import { TrustPublisher } from '../../trust/publisher.ts';
 import { PodCertMetrics } from './metrics.ts';
 import { PodCertSigner, type SignerLogger } from './signer.ts';
 

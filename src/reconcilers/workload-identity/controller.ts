@@ -1,7 +1,7 @@
 // Wires the watches to the work queue and the reconciler: WorkloadIdentities (the input), the Secrets the
 // operator manages (selected by label, so no other Secret is ever cached) and the CA Secret (by name).
 import * as k8s from '@kubernetes/client-node';
-import { loadCa, PkiError } from '../pki/index.ts';
+import { loadCa, PkiError } from '../../pki/index.ts';
 import { CaRotation } from './ca-rotation.ts';
 import { EventRecorder } from './events.ts';
 import {
@@ -11,15 +11,16 @@ import {
   type InformerLogger,
   type InformerOptions,
   type Source,
-} from './informer.ts';
-import { RateLimiter } from './limiter.ts';
-import { Pacer } from './pacer.ts';
-import { BundleInterner, withoutManagedFields } from './slim.ts';
+} from '../../controller-runtime/informer.ts';
+import { RateLimiter } from '../../controller-runtime/limiter.ts';
+import { Pacer } from '../../controller-runtime/pacer.ts';
+import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
+import { BundleInterner } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
 import { SecretClaims } from './secret-claims.ts';
-import { WorkQueue } from './queue.ts';
+import { WorkQueue } from '../../controller-runtime/queue.ts';
 import {
   GROUP,
   MANAGED_BY_LABEL,

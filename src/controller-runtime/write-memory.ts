@@ -7,7 +7,7 @@
 // looked alive (so its Secret was issued again).
 import { fresher } from './fresher.ts';
 import type { Meta } from './informer.ts';
-import { withoutManagedFields } from './slim.ts';
+import { withoutManagedFields } from './managed-fields.ts';
 
 export interface Lookup<T> {
   get(key: string): T | undefined;

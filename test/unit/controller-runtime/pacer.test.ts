@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { FairDeadlineQueue, Pacer, type PacerClock } from '../../../src/controller/pacer.ts';
+import { FairDeadlineQueue, Pacer, type PacerClock } from '../../../src/controller-runtime/pacer.ts';
 
 /** A clock the test moves by hand; timers fire only when it is advanced past them. */
 class FakeClock implements PacerClock {

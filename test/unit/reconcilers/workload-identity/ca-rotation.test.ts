@@ -1,9 +1,13 @@
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
-import { bundleOf, rotationFacts, withUntracked } from '../../../src/controller/ca-rotation.ts';
-import { advance, type RotationState } from '../../../src/rotation/phases.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
-import { createSelfSignedCa, loadCa } from '../../../src/pki/index.ts';
+import {
+  bundleOf,
+  rotationFacts,
+  withUntracked,
+} from '../../../../src/reconcilers/workload-identity/ca-rotation.ts';
+import { advance, type RotationState } from '../../../../src/rotation/phases.ts';
+import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
+import { createSelfSignedCa, loadCa } from '../../../../src/pki/index.ts';
 
 const identity = (name: string, ready: 'True' | 'False', deleting = false): WorkloadIdentity => ({
   apiVersion: 'identity.svid.dev/v1alpha1',

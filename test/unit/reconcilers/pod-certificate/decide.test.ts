@@ -1,8 +1,15 @@
 import { expect } from 'chai';
-import { createSelfSignedCa, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
-import { decide, validityFor, type SignerPolicy } from '../../../src/podcert/decide.ts';
-import { SIGNER_NAME, type PodCertificateRequest } from '../../../src/podcert/types.ts';
-import { pkixProof, podKeyPair, stubPkcs10 } from '../../support/pod-requests.ts';
+import { createSelfSignedCa, loadCa, type LoadedCa } from '../../../../src/pki/index.ts';
+import {
+  decide,
+  validityFor,
+  type SignerPolicy,
+} from '../../../../src/reconcilers/pod-certificate/decide.ts';
+import {
+  SIGNER_NAME,
+  type PodCertificateRequest,
+} from '../../../../src/reconcilers/pod-certificate/types.ts';
+import { pkixProof, podKeyPair, stubPkcs10 } from '../../../support/pod-requests.ts';
 
 const policy: SignerPolicy = { trustDomain: 'example.org', durationSeconds: 24 * 3600, caGraceSeconds: 30 };
 const NOW = new Date('2026-06-01T12:00:00.500Z');

@@ -3,7 +3,7 @@
 // test/integration/idle-health.test.ts and every operator test.
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
-import { Informer, type ListPage, type Source } from '../../../src/controller/informer.ts';
+import { Informer, type ListPage, type Source } from '../../../src/controller-runtime/informer.ts';
 import type { WatchEnd, WatchRequest } from '../../../src/kube/watch-stream.ts';
 
 interface Obj {

@@ -1,16 +1,16 @@
 // The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import * as k8s from '@kubernetes/client-node';
-import { issueSvid, type IssuedSvid } from '../pki/index.ts';
-import { renewalTime } from '../renewal/index.ts';
+import { issueSvid, type IssuedSvid } from '../../pki/index.ts';
+import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
 import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
-import { WriteMemory } from './write-memory.ts';
-import type { RateLimiter } from './limiter.ts';
+import { WriteMemory } from '../../controller-runtime/write-memory.ts';
+import type { RateLimiter } from '../../controller-runtime/limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import type { Pacer } from './pacer.ts';
+import type { Pacer } from '../../controller-runtime/pacer.ts';
 import {
   isPaced,
   plan,
@@ -20,7 +20,7 @@ import {
   type IdentityPolicy,
   type Plan,
 } from './plan.ts';
-import type { HandlerResult } from './queue.ts';
+import type { HandlerResult } from '../../controller-runtime/queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState } from './secret.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';

@@ -5,10 +5,10 @@ import {
   retryDelayMs,
   scheduledRenewal,
   type IdentityPolicy,
-} from '../../../src/controller/plan.ts';
-import { readyCondition, statusEqual } from '../../../src/controller/status.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
-import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
+} from '../../../../src/reconcilers/workload-identity/plan.ts';
+import { readyCondition, statusEqual } from '../../../../src/reconcilers/workload-identity/status.ts';
+import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
+import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../../src/pki/index.ts';
 
 const policy: IdentityPolicy = {
   trustDomain: 'example.org',

@@ -3,8 +3,8 @@
 // CA signs and which bundle every Secret gets. A restart or a new leader reads the state back and continues.
 import { X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { loadCa, type CaMaterial, type LoadedCa } from '../pki/index.ts';
-import { pemOf } from '../pki/x509.ts';
+import { loadCa, type CaMaterial, type LoadedCa } from '../../pki/index.ts';
+import { pemOf } from '../../pki/x509.ts';
 import {
   advance,
   caChanged,
@@ -12,7 +12,7 @@ import {
   signsWithPrevious,
   type RotationFacts,
   type RotationState,
-} from '../rotation/phases.ts';
+} from '../../rotation/phases.ts';
 import {
   parseState,
   PHASE_LABEL,
@@ -24,7 +24,7 @@ import {
   SIGNING_KEY_KEY,
   SIGNING_ROOTS_KEY,
   STATE_ANNOTATION,
-} from '../rotation/record.ts';
+} from '../../rotation/record.ts';
 import {
   ANNOTATION_CA,
   ANNOTATION_NOT_AFTER,

@@ -1,15 +1,21 @@
 // The pod-certificate signer's reconcile loop: PodCertificateRequests for identity.svid.dev/svid (selected by
 // field, so no other signer's request is ever cached) and the Namespaces that opted in (selected by label)
 // feed a work queue; each request is decided by decide.ts and answered with one status write. Generic
-// machinery (informer, queue, rate limiter, events) comes from src/controller.
+// machinery (informer, queue, rate limiter, events) comes from src/controller-runtime.
 import * as k8s from '@kubernetes/client-node';
-import type { CaState } from '../controller/plan.ts';
-import type { EventRecorder } from '../controller/events.ts';
-import { errorText, Informer, keyOf, type InformerLogger, type Source } from '../controller/informer.ts';
-import type { RateLimiter } from '../controller/limiter.ts';
-import { WorkQueue, type HandlerResult } from '../controller/queue.ts';
-import { withoutManagedFields } from '../controller/slim.ts';
-import { PkiError, signSvidForPublicKey } from '../pki/index.ts';
+import type { CaState } from '../workload-identity/plan.ts';
+import type { EventRecorder } from '../workload-identity/events.ts';
+import {
+  errorText,
+  Informer,
+  keyOf,
+  type InformerLogger,
+  type Source,
+} from '../../controller-runtime/informer.ts';
+import type { RateLimiter } from '../../controller-runtime/limiter.ts';
+import { WorkQueue, type HandlerResult } from '../../controller-runtime/queue.ts';
+import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
+import { PkiError, signSvidForPublicKey } from '../../pki/index.ts';
 import { decide, type Decision, type SignerPolicy } from './decide.ts';
 import type { PodCertMetrics } from './metrics.ts';
 import {
@@ -29,7 +35,7 @@ export interface SignerLogger extends InformerLogger {
 }
 
 /**
- * Paces issuance. Today the token bucket of src/controller/limiter.ts; the deadline-ordered pacing of
+ * Paces issuance. Today the token bucket of src/controller-runtime/limiter.ts; the deadline-ordered pacing of
  * re-issuance (branch ca-rotation) plugs in here with `take(deadline)`, the request's beginRefreshAt
  * being irrelevant for a first issuance and its creation time the natural order.
  */
@@ -285,7 +291,11 @@ function requestSource(custom: k8s.CustomObjectsApi): Source<PodCertificateReque
         items: PodCertificateRequest[];
         metadata: { resourceVersion: string; continue?: string };
       };
-      return { items: res.items, resourceVersion: res.metadata.resourceVersion, continue: res.metadata.continue };
+      return {
+        items: res.items,
+        resourceVersion: res.metadata.resourceVersion,
+        continue: res.metadata.continue,
+      };
     },
     watchPath: `/apis/${PCR_GROUP}/${PCR_VERSION}/${PCR_PLURAL}`,
     query: { fieldSelector },

@@ -1,13 +1,13 @@
 // Issue 13, item 4: ownership and hygiene decisions, without I/O.
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
-import { ownershipDecision } from '../../../src/controller/ownership.ts';
-import { SecretClaims } from '../../../src/controller/secret-claims.ts';
-import { secretPatch } from '../../../src/controller/secret.ts';
-import { extraDataKeys, withOnlySvidData } from '../../../src/controller/slim.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
-import { WriteMemory } from '../../../src/controller/write-memory.ts';
-import type { IssuedSvid } from '../../../src/pki/index.ts';
+import { ownershipDecision } from '../../../../src/reconcilers/workload-identity/ownership.ts';
+import { SecretClaims } from '../../../../src/reconcilers/workload-identity/secret-claims.ts';
+import { secretPatch } from '../../../../src/reconcilers/workload-identity/secret.ts';
+import { extraDataKeys, withOnlySvidData } from '../../../../src/reconcilers/workload-identity/slim.ts';
+import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
+import { WriteMemory } from '../../../../src/controller-runtime/write-memory.ts';
+import type { IssuedSvid } from '../../../../src/pki/index.ts';
 
 const wi = (name: string, created: string, secretName = 'shared', ns = 'app'): WorkloadIdentity => ({
   apiVersion: 'identity.svid.dev/v1alpha1',

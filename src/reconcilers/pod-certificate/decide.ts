@@ -1,9 +1,9 @@
 // What the signer does with one PodCertificateRequest, decided without I/O: from the request, whether its
 // namespace opted in, the CA (or why there is none), the configured duration and the clock.
-import type { CaState } from '../controller/plan.ts';
-import { acceptPublicKey, CLOCK_SKEW_SECONDS, PkiError, spkiFromPkcs10 } from '../pki/index.ts';
-import { jitterSeconds } from '../renewal/index.ts';
-import { buildSpiffeId, SpiffeIdError } from '../spiffe/index.ts';
+import type { CaState } from '../workload-identity/plan.ts';
+import { acceptPublicKey, CLOCK_SKEW_SECONDS, PkiError, spkiFromPkcs10 } from '../../pki/index.ts';
+import { jitterSeconds } from '../../renewal/index.ts';
+import { buildSpiffeId, SpiffeIdError } from '../../spiffe/index.ts';
 import { OPT_IN_LABEL, OPT_IN_VALUE, outcomeOf, SIGNER_NAME, type PodCertificateRequest } from './types.ts';
 
 /** The API server refuses an issued certificate that lives less than this (validation.go). */

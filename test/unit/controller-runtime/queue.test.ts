@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { WorkQueue } from '../../../src/controller/queue.ts';
+import { WorkQueue } from '../../../src/controller-runtime/queue.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { plan, isPaced, type IdentityPolicy } from '../../../src/controller/plan.ts';
+import { plan, isPaced, type IdentityPolicy } from '../../../../src/reconcilers/workload-identity/plan.ts';
 import {
   ANNOTATION_RENEW_REQUEST,
   handledRenewRequest,
   pendingRenewRequest,
   renewRequestToken,
-} from '../../../src/controller/renew-request.ts';
-import type { WorkloadIdentity } from '../../../src/controller/types.ts';
-import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
+} from '../../../../src/reconcilers/workload-identity/renew-request.ts';
+import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
+import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../../src/pki/index.ts';
 
 const policy: IdentityPolicy = {
   trustDomain: 'example.org',

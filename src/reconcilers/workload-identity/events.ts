@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { RateLimiter } from './limiter.ts';
+import { RateLimiter } from '../../controller-runtime/limiter.ts';
 import { API_VERSION, KIND, type WorkloadIdentity } from './types.ts';
 
 export type EventReason =

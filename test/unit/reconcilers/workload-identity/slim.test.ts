@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type * as k8s from '@kubernetes/client-node';
-import { BundleInterner, withoutManagedFields } from '../../../src/controller/slim.ts';
+import { withoutManagedFields } from '../../../../src/controller-runtime/managed-fields.ts';
+import { BundleInterner } from '../../../../src/reconcilers/workload-identity/slim.ts';
 
 const secret = (bundle: string): k8s.V1Secret =>
   // A fresh string each time, as JSON.parse makes one per Secret.

@@ -1,10 +1,10 @@
 // What one reconcile should do, decided without I/O: from the WorkloadIdentity, the current CA (or why
 // there is none), the Secret as read, and the clock.
 import { X509Certificate } from 'node:crypto';
-import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid } from '../pki/index.ts';
-import { checkDnsNames } from '../policy/index.ts';
-import { resolveLifetime, type DurationBounds } from '../renewal/index.ts';
-import { buildSpiffeId } from '../spiffe/index.ts';
+import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid } from '../../pki/index.ts';
+import { checkDnsNames } from '../../policy/index.ts';
+import { resolveLifetime, type DurationBounds } from '../../renewal/index.ts';
+import { buildSpiffeId } from '../../spiffe/index.ts';
 import { ANNOTATION_RENEW_REQUEST, pendingRenewRequest } from './renew-request.ts';
 import type { FailureReason, WorkloadIdentity } from './types.ts';
 
