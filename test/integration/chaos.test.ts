@@ -292,4 +292,46 @@ describe('chaos: kills, outages, failover and API errors', function () {
       await proxy.close();
     }
   });
+  it('backs off a failing issuance: its own status write coming back through the watch does not retry it early', async () => {
+    const ns = `chaos-403-${suffix}`;
+    await createNamespace(kc, ns);
+    const proxy = await FaultProxy.start({
+      upstream: cp.apiServerUrl,
+      pkiDir: path.join(cp.dir, 'pki'),
+      rules: [
+        {
+          name: 'secret-create-403',
+          method: 'POST',
+          path: new RegExp(`/namespaces/${ns}/secrets`),
+          fault: { kind: 'status', code: 403, message: 'secrets is forbidden (injected)' },
+        },
+      ],
+    });
+    const kubeconfig = path.join(tmp, 'proxy-403.kubeconfig');
+    await proxy.writeKubeconfig(kubeconfig);
+    const op = new OperatorProcess(kubeconfig, args(ns));
+    try {
+      await op.start();
+      await createIdentity(kc, ns, 'denied', { serviceAccountName: 'denied', secretName: 'denied-svid' });
+      await until('the first failure reported', 30_000, async () =>
+        proxy.stats().rules[0]?.injected ? true : undefined,
+      );
+      const start = Date.now();
+      await new Promise((r) => setTimeout(r, 12_000));
+      const seconds = (Date.now() - start) / 1000;
+      const attempts = proxy.stats().rules[0]?.injected ?? 0;
+      // Backoff 1, 2, 4, 8 s: at most 5 attempts in ~12 s plus the wait for the first. Before the gate, every
+      // failure's status write echoed back through the watch and re-ran it at once (~10 a second).
+      console.log(`      403 attempts: ${attempts} in ${seconds.toFixed(1)} s after the first`);
+      expect(attempts).to.be.at.most(6);
+      const wi = await getIdentity(kc, ns, 'denied');
+      const ready = wi.status?.conditions?.find((c) => c.type === 'Ready');
+      expect(ready).to.include({ status: 'False', reason: 'IssuanceFailed' });
+      expect(ready?.message).to.contain('forbidden');
+      expect(wi.status?.failedIssuanceAttempts ?? 0).to.be.at.most(6);
+    } finally {
+      await op.stop();
+      await proxy.close();
+    }
+  });
 });
