@@ -83,7 +83,7 @@ async function build(): Promise<void> {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const quiet = { warn: () => undefined, debug: () => undefined };
+const quiet = { error: () => undefined, warn: () => undefined, debug: () => undefined };
 
 /** Every WorkloadIdentity in the cluster, as the operator would see them, with arrival times. */
 class IdentityWatch {

@@ -3,12 +3,20 @@
 import * as k8s from '@kubernetes/client-node';
 import { loadCa, PkiError, type LoadedCa } from '../pki/index.ts';
 import { EventRecorder } from './events.ts';
-import { errorText, Informer, keyOf, type InformerLogger, type Source } from './informer.ts';
+import {
+  errorText,
+  Informer,
+  keyOf,
+  type InformerLogger,
+  type InformerOptions,
+  type Source,
+} from './informer.ts';
 import { RateLimiter } from './limiter.ts';
 import { BundleInterner, withoutManagedFields } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
+import { SecretClaims } from './secret-claims.ts';
 import { WorkQueue } from './queue.ts';
 import {
   GROUP,
@@ -40,10 +48,13 @@ export interface ControllerOptions {
    */
   issuanceRate: number;
   apiQps: number;
+  /** How often every identity is re-checked besides its own schedule; 0: never. */
   resyncMs: number;
   instance: string;
   metrics: ControllerMetrics;
   log: ReconcileLogger & InformerLogger;
+  /** Watch tuning (tests shorten the watches' server-side lifetime). */
+  informer?: InformerOptions;
 }
 
 // Events are best-effort and share nothing with the Secret and status writes' budget (see events.ts).
@@ -85,6 +96,7 @@ export class Controller {
   private lastGoodCa?: LoadedCa;
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
+  private readonly claims = new SecretClaims();
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -101,6 +113,7 @@ export class Controller {
             `workloadidentities${ns ? `/${ns}` : ''}`,
             identitySource(custom, ns),
             o.log,
+            o.informer,
           ),
       ),
     );
@@ -113,6 +126,7 @@ export class Controller {
             `secrets${ns ? `/${ns}` : ''}`,
             secretSource(core, ns, { labelSelector }, bundles.secret),
             o.log,
+            o.informer,
           ),
       ),
     );
@@ -121,6 +135,7 @@ export class Controller {
       'ca-secret',
       secretSource(core, o.caSecret.namespace, { fieldSelector: `metadata.name=${o.caSecret.name}` }),
       o.log,
+      o.informer,
     );
 
     const apiLimiter = new RateLimiter(o.apiQps, Math.ceil(o.apiQps * 1.5));
@@ -137,6 +152,8 @@ export class Controller {
       identities: this.identities,
       secrets: this.secrets,
       ca: () => this.caState,
+      caSecret: o.caSecret,
+      claims: this.claims,
       events: this.events,
       issuanceLimiter: new RateLimiter(o.issuanceRate),
       apiLimiter,
@@ -162,17 +179,22 @@ export class Controller {
       informer.on((event, wi) => {
         const key = keyOf(wi);
         if (event === 'delete') {
-          this.reconciler.forget(key);
+          this.reconciler.identityDeleted(wi);
           o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
+          // Identities that shared its secretName decide again who gets the Secret.
+          for (const other of this.claims.remove(wi.metadata.namespace, wi.metadata.name))
+            this.enqueue(other);
           return;
         }
         this.reconciler.identitySeen(wi);
+        for (const other of this.claims.update(wi)) this.enqueue(other);
         this.enqueue(key);
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
-        this.reconciler.secretSeen(secret);
+        if (event === 'delete') this.reconciler.secretDeleted(secret);
+        else this.reconciler.secretSeen(secret);
         const owner = secret.metadata?.labels?.[OWNER_LABEL];
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
@@ -235,8 +257,12 @@ export class Controller {
         next = { ok: true, ca };
         this.o.metrics.caExpiry.set(ca.notAfter.getTime() / 1000);
       } catch (err) {
-        if (!(err instanceof PkiError)) throw err;
-        next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${err.message}` };
+        // Whatever loading throws is reported on every identity as CAUnavailable, never left unhandled.
+        const why =
+          err instanceof PkiError
+            ? err.message
+            : `it could not be read (${errorText(err).slice(0, 200)}): check that tls.crt and tls.key hold a valid CA certificate and its key`;
+        next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${why}` };
       }
     }
     const changed = caStateChanged(this.caState, next);
@@ -269,17 +295,18 @@ export class Controller {
     // Identities last, so their first reconcile already sees every managed Secret and the CA.
     for (const i of this.identities.informers) i.start();
     await Promise.all(this.identities.informers.map((i) => i.synced));
-    this.resyncTimer = setInterval(() => {
-      for (const key of this.identities.keys()) this.enqueue(key);
-    }, this.o.resyncMs);
-    this.resyncTimer.unref();
+    if (this.o.resyncMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const key of this.identities.keys()) this.enqueue(key);
+      }, this.o.resyncMs);
+      this.resyncTimer.unref();
+    }
   }
 
-  /** True while every watch has heard from the API server within `withinMs`. */
+  /** True while every watch is alive: its stream is open, or it heard from the API server within `withinMs`. */
   healthy(withinMs: number): boolean {
-    const now = Date.now();
-    return [this.caInformer, ...this.secrets.informers, ...this.identities.informers].every(
-      (i) => now - i.lastContact < withinMs,
+    return [this.caInformer, ...this.secrets.informers, ...this.identities.informers].every((i) =>
+      i.alive(withinMs),
     );
   }
 
@@ -310,21 +337,21 @@ function caStateChanged(before: CaState, after: CaState): boolean {
 
 export function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
   return {
-    async list() {
+    async list({ limit, continue: token }) {
+      const page = { group: GROUP, version: VERSION, plural: PLURAL, limit, _continue: token };
       const res = (
         namespace
-          ? await custom.listNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              namespace,
-              plural: PLURAL,
-            })
-          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+          ? await custom.listNamespacedCustomObject({ ...page, namespace })
+          : await custom.listClusterCustomObject(page)
       ) as {
         items: WorkloadIdentity[];
-        metadata: { resourceVersion: string };
+        metadata: { resourceVersion: string; continue?: string };
       };
-      return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+      return {
+        items: res.items,
+        resourceVersion: res.metadata.resourceVersion,
+        continue: res.metadata.continue,
+      };
     },
     watchPath: namespace
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
@@ -341,11 +368,16 @@ function secretSource(
   transform: (secret: k8s.V1Secret) => k8s.V1Secret = withoutManagedFields,
 ): Source<k8s.V1Secret> {
   return {
-    async list() {
+    async list({ limit, continue: token }) {
+      const page = { ...selectors, limit, _continue: token };
       const res = namespace
-        ? await core.listNamespacedSecret({ namespace, ...selectors })
-        : await core.listSecretForAllNamespaces(selectors);
-      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
+        ? await core.listNamespacedSecret({ namespace, ...page })
+        : await core.listSecretForAllNamespaces(page);
+      return {
+        items: res.items,
+        resourceVersion: res.metadata?.resourceVersion ?? '',
+        continue: res.metadata?._continue,
+      };
     },
     watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
     query: Object.fromEntries(Object.entries(selectors).filter(([, v]) => v !== undefined)) as Record<

@@ -55,6 +55,7 @@ export interface WorkloadIdentity {
     name: string;
     namespace: string;
     uid: string;
+    creationTimestamp?: string;
     generation?: number;
     resourceVersion?: string;
     deletionTimestamp?: string;

@@ -103,6 +103,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     return n;
   };
 
+  // 0 turns the resync off; anything else re-checks every identity that often, so it must not be tiny.
+  const resyncPeriod = (): number => {
+    const seconds = duration('resync-period');
+    if (seconds > 0 && seconds < 60) {
+      problems.push(
+        `--resync-period must be 0 (off) or at least 1m, not "${get('resync-period')}": every resync re-checks every identity`,
+      );
+    }
+    return seconds;
+  };
+
   const trustDomain = get('trust-domain') ?? '';
   if (!trustDomain) problems.push('--trust-domain is required (the SPIFFE trust domain, e.g. example.org)');
   else {
@@ -149,7 +160,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     concurrency: number('concurrency', 1),
     apiQps: number('api-qps', 1),
     issuanceRate: number('issuance-rate', 0.1),
-    resyncSeconds: duration('resync-period'),
+    resyncSeconds: resyncPeriod(),
     extraTrustRootsFile: get('extra-trust-roots'),
     caOverlapSeconds: duration('ca-overlap'),
     logLevel,
@@ -167,4 +178,31 @@ export function parseBindAddress(text: string): { host: string; port: number } |
     throw new ConfigError(`bind address "${text}" must be HOST:PORT, :PORT or 0 (disabled)`);
   }
   return { host: text.slice(0, i) || '0.0.0.0', port };
+}
+
+/**
+ * Test-only tuning from the environment, never from flags or the chart: tests shorten the watches'
+ * server-side lifetime and the health window, so an idle operator's watches end and re-open many times
+ * within a short test (the behaviour a real cluster shows over hours).
+ */
+export interface TestTuning {
+  watchTimeoutSeconds?: number;
+  healthWindowSeconds?: number;
+  cacheSyncTimeoutSeconds?: number;
+}
+
+export function parseTestTuning(env: NodeJS.ProcessEnv): TestTuning {
+  const seconds = (name: string): number | undefined => {
+    const text = env[name];
+    if (text === undefined || text === '') return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1)
+      throw new ConfigError(`${name} must be a whole number of seconds >= 1, not "${text}"`);
+    return n;
+  };
+  return {
+    watchTimeoutSeconds: seconds('SVID_TEST_WATCH_TIMEOUT_SECONDS'),
+    healthWindowSeconds: seconds('SVID_TEST_HEALTH_WINDOW_SECONDS'),
+    cacheSyncTimeoutSeconds: seconds('SVID_TEST_CACHE_SYNC_TIMEOUT_SECONDS'),
+  };
 }

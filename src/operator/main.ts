@@ -9,17 +9,36 @@ import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
-import { ConfigError, parseBindAddress, parseConfig, type OperatorConfig } from './config.ts';
+import {
+  ConfigError,
+  parseBindAddress,
+  parseConfig,
+  parseTestTuning,
+  type OperatorConfig,
+  type TestTuning,
+} from './config.ts';
 import { healthServer, listen, metricsServer } from './http.ts';
 import { createLogger } from './logger.ts';
 
-/** A watch that has not heard from the API server for this long makes /healthz fail. */
+/**
+ * A watch that has had no open stream and no answer from the API server for this long makes /healthz
+ * fail (an open watch with nothing to report is alive, however long it stays quiet).
+ */
 const UNHEALTHY_AFTER_MS = 5 * 60_000;
+/**
+ * How long the leader (or the only replica) waits for its caches to sync before it gives up: it releases
+ * the Lease and exits, so the pod restarts and a standby can lead, instead of holding the Lease while doing
+ * nothing (controller-runtime's CacheSyncTimeout is the same 2 minutes).
+ */
+const CACHE_SYNC_TIMEOUT_MS = 2 * 60_000;
 
 export async function runOperator(
   config: OperatorConfig,
   env: NodeJS.ProcessEnv,
 ): Promise<() => Promise<void>> {
+  const tuning: TestTuning = parseTestTuning(env);
+  const unhealthyAfterMs = (tuning.healthWindowSeconds ?? 0) * 1000 || UNHEALTHY_AFTER_MS;
+  const cacheSyncTimeoutMs = (tuning.cacheSyncTimeoutSeconds ?? 0) * 1000 || CACHE_SYNC_TIMEOUT_MS;
   const log = createLogger(config.logLevel);
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();
@@ -48,13 +67,20 @@ export async function runOperator(
     instance: identity,
     metrics,
     log,
+    informer: tuning.watchTimeoutSeconds
+      ? { watchTimeoutSeconds: () => tuning.watchTimeoutSeconds as number }
+      : undefined,
   });
 
   let started = false;
   let synced = false;
   const startController = async () => {
     started = true;
-    await controller.start();
+    await withTimeout(
+      controller.start(),
+      cacheSyncTimeoutMs,
+      `the caches did not sync within ${cacheSyncTimeoutMs / 1000} s: check the warnings above, that the operator may list and watch WorkloadIdentities and Secrets (RBAC), and that the WorkloadIdentity CRD is installed`,
+    );
     synced = true;
     log.info('caches synced; reconciling');
   };
@@ -62,8 +88,8 @@ export async function runOperator(
   const health = parseBindAddress(config.healthProbeBindAddress);
   if (health) {
     const server = healthServer({
-      // Alive while the watches hear from the API server (a standby has none and is alive).
-      healthy: () => !started || !synced || controller.healthy(UNHEALTHY_AFTER_MS),
+      // Alive while the watches are (a standby has none and is alive).
+      healthy: () => !started || !synced || controller.healthy(unhealthyAfterMs),
       ready: () => (config.leaderElect && !started) || synced,
     });
     const port = await listen(server, health.host, health.port);
@@ -99,7 +125,19 @@ export async function runOperator(
       onStartedLeading: async () => {
         metrics.leader.set(1);
         log.info('became leader', { identity });
-        await startController();
+        try {
+          await startController();
+        } catch (err) {
+          // Holding the Lease without reconciling would stop every standby from doing the work.
+          stopping = true;
+          log.error('the controller did not start; releasing the Lease and exiting', {
+            identity,
+            why: (err as Error).message,
+          });
+          controller.stop();
+          await elector?.stop({ release: true });
+          process.exit(1);
+        }
       },
       onStoppedLeading: () => {
         metrics.leader.set(0);
@@ -114,7 +152,14 @@ export async function runOperator(
       onNewLeader: (leader) => log.info('leader observed', { leader }),
     });
   } else {
-    await startController();
+    try {
+      await startController();
+    } catch (err) {
+      log.error('the controller did not start; exiting', { why: (err as Error).message });
+      controller.stop();
+      for (const s of servers) s.close();
+      throw err;
+    }
   }
 
   return async () => {
@@ -126,6 +171,19 @@ export async function runOperator(
     for (const s of servers) s.close();
     log.info('stopped');
   };
+}
+
+/** Resolves or rejects as `work` does, or rejects with `message` after `ms`. */
+async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function main(): Promise<void> {

@@ -222,7 +222,7 @@ describe('chaos: kills, outages, failover and API errors', function () {
       rules: [
         {
           name: 'secret-update-409',
-          method: 'PUT',
+          method: 'PATCH',
           path: /\/secrets\//,
           fault: { kind: 'status', code: 409 },
           probability: 0.3,
