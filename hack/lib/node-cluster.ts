@@ -183,8 +183,10 @@ export class NodeCluster {
     } catch (err) {
       const cluster = partial();
       if (node) {
-        const tail = await node.logTail('kubelet', 15);
-        if (tail) log(`kubelet log tail:\n${tail}`);
+        for (const daemon of ['containerd', 'kubelet']) {
+          const tail = await node.logTail(daemon, 15);
+          if (tail) log(`${daemon} log tail:\n${tail}`);
+        }
       }
       await cluster
         .stop()
@@ -209,6 +211,11 @@ export class NodeCluster {
     const cp = this.maybeCp;
     const node = this.maybeNode;
     if (cp) await attempt('stopping the controllers', () => cp.stopControllers());
+    let containerIds: string[] = [];
+    if (node)
+      await attempt('listing containers', async () => {
+        containerIds = await node.containerIds();
+      });
     if (node) await attempt('stopping the node daemons', () => node.stopDaemons());
     await attempt('killing what is left in the run cgroup', async () => {
       report.killed = await this.cgroup.destroy();
@@ -237,9 +244,11 @@ export class NodeCluster {
     });
     await attempt('removing CNI cache entries', async () => {
       const results = path.join(cniCacheDir, 'results');
+      // <network>-<container id>-<interface>: our bridge network, and containerd's loopback for our pods.
       const prefix = `svid-${this.network.id}-`;
       for (const name of await readdir(results).catch(() => [])) {
-        if (name.startsWith(prefix)) await rm(path.join(results, name), { force: true });
+        if (name.startsWith(prefix) || containerIds.some((id) => name.includes(`-${id}-`)))
+          await rm(path.join(results, name), { force: true });
       }
       if (this.createdCniCache) {
         await rmdir(results).catch(() => undefined);

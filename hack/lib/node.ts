@@ -393,6 +393,11 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
     ]);
   }
 
+  /** IDs of every container and pod sandbox containerd knows (for cleaning the CNI cache). */
+  async containerIds(): Promise<string[]> {
+    return (await this.ctr(['containers', 'ls', '-q'])).split('\n').filter(Boolean);
+  }
+
   /** Stops the kubelet, kube-proxy and containerd (pods and shims are the cgroup teardown's job). */
   async stopDaemons(): Promise<void> {
     await terminate(this.kubelet);

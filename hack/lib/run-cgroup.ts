@@ -2,7 +2,7 @@
 // host), named for one run: the node's daemons, the containerd shims they start and, through the
 // kubelet's cgroupRoot, every pod live below it. Teardown kills whatever is inside and removes it, so
 // nothing of a run survives it even when a daemon died without cleaning up.
-import { appendFile, copyFile, mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const root = '/sys/fs/cgroup';
@@ -54,8 +54,10 @@ export class RunCgroup {
         await mkdir(d, { recursive: true });
         // A v1 cpuset cgroup takes no task until its cpus and mems are set: inherit the parent's.
         if (path.basename(h) === 'cpuset') {
-          for (const f of ['cpuset.cpus', 'cpuset.mems'])
-            await copyFile(path.join(path.dirname(d), f), path.join(d, f));
+          // (read and written, not copyFile: cgroupfs files report size 0, so a copy would write nothing)
+          for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+            await writeFile(path.join(d, f), await readFile(path.join(path.dirname(d), f), 'utf8'));
+          }
         }
       }
       this.dirs.push(dir);
