@@ -90,7 +90,7 @@ key="$(
   {
     echo "$base_key"
     hash_files Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json \
-      "${BASH_SOURCE[0]}" "${sources[@]}"
+      hack/build-images.sh "${sources[@]}"
   } | sha256sum | cut -c1-16
 )"
 out="$images/$key"
