@@ -12,6 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
+# shellcheck source=SCRIPTDIR/lib/k8s-wrapper.sh
+source "$here/lib/k8s-wrapper.sh"
 
 cache_root="${SVID_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/svid-operator}"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
@@ -49,52 +51,14 @@ work="$dest/wrapper"
 rm -rf "$work" "$bin.tmp"
 mkdir -p "$work" "$bin.tmp"
 
-# k8s.io/kubernetes pins its staging modules at v0.0.0 with local replaces that do not apply to a
-# dependent module, so the wrapper replaces each one with its published release.
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
-  cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt
-  kms kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-  mount-utils pod-security-admission sample-apiserver streaming)
-
-go_directive="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/').0"
-{
-  echo "module svid-operator.local/controlplane"
-  echo
-  echo "go $go_directive"
-  echo
-  echo "require ("
-  echo "	k8s.io/kubernetes $K8S_VERSION"
-  echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-  echo ")"
-  echo
-  echo "replace ("
-  for m in "${staging[@]}"; do echo "	k8s.io/$m => k8s.io/$m $K8S_STAGING_VERSION"; done
-  echo ")"
-} >"$work/go.mod"
-
-# The programs are main packages: this file only records them for `go mod tidy` and is never
-# compiled.
-cat >"$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "go.etcd.io/etcd/server/v3"
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+write_k8s_wrapper "$work" svid-operator.local/controlplane "go.etcd.io/etcd/server/v3 $ETCD_VERSION" \
+  go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
 
 echo "build-control-plane: resolving modules for kubernetes $K8S_VERSION (first run only)" >&2
 (cd "$work" && go mod tidy)
 
-ver_pkg=k8s.io/component-base/version
-minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
-ldflags="-s -w -X $ver_pkg.gitVersion=$K8S_VERSION -X $ver_pkg.gitMajor=1 -X $ver_pkg.gitMinor=$minor -X $ver_pkg.gitTreeState=clean"
-ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+ldflags="$(k8s_ldflags)"
 
 build() {
   local out="$1" pkg="$2"

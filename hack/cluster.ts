@@ -1,8 +1,10 @@
 // `npm run cluster:up` / `npm run cluster:down`: the tests' local control plane, kept running in the
 // background for people (the demo, developers, reviewers with kubectl). State lives in .cluster/.
 //
-//   up     reuse a running control plane or start one, install crds/, print KUBECONFIG=<path> last
-//   down   stop it and remove .cluster/
+//   up [--node]  reuse a running control plane or start one, install crds/, print KUBECONFIG=<path> last;
+//                with --node also a scheduler and one real node (kubelet + containerd, root only),
+//                see hack/lib/node-cluster.ts
+//   down         stop it (and the node, restoring the host) and remove .cluster/
 //   serve  (internal) the detached supervisor that owns the etcd / API server / controller-manager processes
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -10,9 +12,10 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import { ensureBinaries } from './lib/binaries.ts';
+import { ensureBinaries, ensureNodeBinaries } from './lib/binaries.ts';
 import { ControlPlane, readyz } from './lib/control-plane.ts';
 import { installCrds } from './lib/crds.ts';
+import { NodeCluster } from './lib/node-cluster.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const clusterDir = path.join(root, '.cluster');
@@ -24,6 +27,7 @@ interface State {
   kubeconfigPath: string;
   apiServerUrl: string;
   pkiDir: string;
+  node: boolean;
 }
 
 function alive(pid: number): boolean {
@@ -46,29 +50,40 @@ async function readState(): Promise<State | undefined> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts (or reuses) the background control plane with the CRDs installed; returns its kubeconfig path. */
-export async function clusterUp(): Promise<string> {
+export async function clusterUp(withNode = false): Promise<string> {
   const state = await readState();
   if (
     state &&
     alive(state.supervisorPid) &&
+    state.node === withNode &&
     (await readyz(state.apiServerUrl, state.pkiDir).catch(() => false))
   ) {
-    console.error(`cluster: reusing the control plane at ${state.apiServerUrl}`);
+    console.error(`cluster: reusing the ${withNode ? 'cluster' : 'control plane'} at ${state.apiServerUrl}`);
   } else {
     if (state && alive(state.supervisorPid)) await clusterDown();
     await rm(clusterDir, { recursive: true, force: true });
     await mkdir(clusterDir, { recursive: true });
     // Build (or find cached) binaries in the foreground so a first build shows its progress here.
     await ensureBinaries();
-    console.error('cluster: starting etcd, kube-apiserver and kube-controller-manager on 127.0.0.1');
+    if (withNode) {
+      console.error('cluster: building (first run only) and starting a control plane with one real node');
+      await ensureNodeBinaries();
+    } else {
+      console.error('cluster: starting etcd, kube-apiserver and kube-controller-manager on 127.0.0.1');
+    }
     const log = openSync(supervisorLog, 'a');
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], {
-      detached: true,
-      stdio: ['ignore', log, log],
-    });
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(import.meta.url), withNode ? 'serve-node' : 'serve'],
+      {
+        detached: true,
+        stdio: ['ignore', log, log],
+      },
+    );
     closeSync(log);
     child.unref();
-    const deadline = Date.now() + 180_000;
+    const timeoutMs = withNode ? 600_000 : 180_000;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const started = await readState();
       if (started) break;
@@ -78,7 +93,7 @@ export async function clusterUp(): Promise<string> {
         );
       }
       if (Date.now() > deadline)
-        throw new Error(`the control plane did not start within 180 s; see ${supervisorLog}`);
+        throw new Error(`the control plane did not start within ${timeoutMs / 1000} s; see ${supervisorLog}`);
       await sleep(250);
     }
   }
@@ -95,7 +110,8 @@ export async function clusterDown(): Promise<void> {
   const state = await readState();
   if (state && alive(state.supervisorPid)) {
     process.kill(state.supervisorPid, 'SIGTERM');
-    const deadline = Date.now() + 30_000;
+    // A node's teardown (pods, mounts, network namespace, sysctls) takes longer than a control plane's.
+    const deadline = Date.now() + (state.node ? 120_000 : 30_000);
     while (alive(state.supervisorPid) && Date.now() < deadline) await sleep(200);
     if (alive(state.supervisorPid)) process.kill(state.supervisorPid, 'SIGKILL');
   }
@@ -109,6 +125,7 @@ async function serve(): Promise<void> {
     kubeconfigPath: cp.kubeconfigPath,
     apiServerUrl: cp.apiServerUrl,
     pkiDir: path.join(cp.dir, 'pki'),
+    node: false,
   };
   await writeFile(stateFile, JSON.stringify(state, null, 2));
   console.log(`control plane ready at ${cp.apiServerUrl}`);
@@ -119,10 +136,34 @@ async function serve(): Promise<void> {
   await cp.stop();
 }
 
-async function main(command: string | undefined): Promise<void> {
+async function serveNode(): Promise<void> {
+  const cluster = await NodeCluster.start({ dir: path.join(clusterDir, 'data') });
+  const state: State = {
+    supervisorPid: process.pid,
+    kubeconfigPath: cluster.kubeconfigPath,
+    apiServerUrl: cluster.cp.apiServerUrl,
+    pkiDir: cluster.cp.pkiDir,
+    node: true,
+  };
+  await writeFile(stateFile, JSON.stringify(state, null, 2));
+  console.log(`cluster ready at ${cluster.cp.apiServerUrl} with node ${cluster.node.name}`);
+  const daemon = cluster.node.anyExit();
+  const signal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const why = await Promise.race([signal, daemon.then((name) => `${name} exited`)]);
+  console.log(`stopping: ${why}`);
+  const report = await cluster.stop();
+  console.log(`stopped: ${JSON.stringify(report)}`);
+}
+
+async function main(command: string | undefined, flags: string[]): Promise<void> {
   switch (command) {
     case 'up': {
-      const kubeconfig = await clusterUp();
+      const unknown = flags.filter((f) => f !== '--node');
+      if (unknown.length) throw new Error(`unknown option ${unknown.join(' ')}; usage: cluster up [--node]`);
+      const kubeconfig = await clusterUp(flags.includes('--node'));
       console.log(`KUBECONFIG=${kubeconfig}`);
       return;
     }
@@ -133,13 +174,16 @@ async function main(command: string | undefined): Promise<void> {
     case 'serve':
       await serve();
       return;
+    case 'serve-node':
+      await serveNode();
+      return;
     default:
-      throw new Error(`usage: node hack/cluster.ts up|down (got ${command ?? 'nothing'})`);
+      throw new Error(`usage: node hack/cluster.ts up [--node] | down (got ${command ?? 'nothing'})`);
   }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main(process.argv[2]).catch((err: unknown) => {
+  main(process.argv[2], process.argv.slice(3)).catch((err: unknown) => {
     console.error(`cluster: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   });

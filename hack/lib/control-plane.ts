@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { ensureBinaries, type Binaries } from './binaries.ts';
+import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.ts';
 
 const run = promisify(execFile);
 
@@ -33,6 +33,21 @@ export interface ControlPlaneOptions {
    * client certificate may create requests only for pods bound to that node (see nodeClientCertificate).
    */
   podCertificates?: boolean;
+  /**
+   * Serve a real node (hack/lib/node-cluster.ts) instead of API clients on loopback only: listen on
+   * `address` (the host end of the node's own network namespace, never 0.0.0.0) and advertise it as the
+   * `kubernetes` Service's endpoint, authorize kubelets (Node authorizer, NodeRestriction), reach them
+   * with a client certificate, and run kube-scheduler so pods get a node.
+   */
+  node?: NodeServing;
+}
+
+export interface NodeServing {
+  /** The API server's listen and advertise address, reachable from the node and its pods. */
+  address: string;
+  /** --service-cluster-ip-range; its first address is the `kubernetes` Service's ClusterIP. */
+  serviceCidr: string;
+  firstServiceIp: string;
 }
 
 /** kube-apiserver flags for `podCertificates`. */
@@ -47,7 +62,7 @@ export interface ControlPlaneInfo {
   kubeconfigPath: string;
   apiServerUrl: string;
   etcdUrl: string;
-  pids: { etcd: number; apiServer: number; controllerManager?: number };
+  pids: { etcd: number; apiServer: number; controllerManager?: number; scheduler?: number };
 }
 
 interface Pki {
@@ -59,6 +74,8 @@ interface Pki {
   adminKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
+  kubeletClientCert: string;
+  kubeletClientKey: string;
 }
 
 /** Ports chosen by the kernel: bind :0 on loopback, read the port, release it. */
@@ -76,15 +93,53 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   await run('openssl', args, { cwd });
 }
 
+const ecKey = (pki: string, out: string) =>
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out], pki);
+
+/**
+ * A key `<name>.key` and a certificate `<name>.crt` signed by the CA in `pki` (ca.crt, ca.key), with
+ * the subject `subj` and the openssl extension lines `ext`. Returns the two paths.
+ */
+export async function issueLeaf(
+  pki: string,
+  name: string,
+  subj: string,
+  ext: string,
+): Promise<{ cert: string; key: string }> {
+  const f = (n: string) => path.join(pki, n);
+  await ecKey(pki, f(`${name}.key`));
+  await openssl(['req', '-new', '-key', f(`${name}.key`), '-subj', subj, '-out', f(`${name}.csr`)], pki);
+  await writeFile(f(`${name}.ext`), ext);
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.crt'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      f(`${name}.ext`),
+      '-out',
+      f(`${name}.crt`),
+    ],
+    pki,
+  );
+  return { cert: f(`${name}.crt`), key: f(`${name}.key`) };
+}
+
 // Certificates for the API server's serving endpoint and an admin client. openssl keeps this harness
 // independent of the project's own PKI code, which is what the tests exercise.
-async function makePki(dir: string): Promise<Pki> {
+async function makePki(dir: string, node: NodeServing | undefined): Promise<Pki> {
   const pki = path.join(dir, 'pki');
   await mkdir(pki, { recursive: true });
   const f = (name: string) => path.join(pki, name);
-  const ecKey = (out: string) =>
-    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out], pki);
-  await ecKey(f('ca.key'));
+  await ecKey(pki, f('ca.key'));
   await openssl(
     [
       'req',
@@ -105,36 +160,30 @@ async function makePki(dir: string): Promise<Pki> {
     ],
     pki,
   );
-  const leaf = async (name: string, subj: string, ext: string) => {
-    await ecKey(f(`${name}.key`));
-    await openssl(['req', '-new', '-key', f(`${name}.key`), '-subj', subj, '-out', f(`${name}.csr`)], pki);
-    await writeFile(f(`${name}.ext`), ext);
-    await openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        f(`${name}.csr`),
-        '-CA',
-        f('ca.crt'),
-        '-CAkey',
-        f('ca.key'),
-        '-CAcreateserial',
-        '-days',
-        '30',
-        '-extfile',
-        f(`${name}.ext`),
-        '-out',
-        f(`${name}.crt`),
-      ],
-      pki,
-    );
-  };
-  // The service IP 10.96.0.1 is what in-cluster clients would dial; localhost/127.0.0.1 is what we dial.
+  const leaf = (name: string, subj: string, ext: string) => issueLeaf(pki, name, subj, ext);
+  // The first Service IP is what in-cluster clients dial; localhost/127.0.0.1 (or the node-facing
+  // address with a node) is what we dial.
+  const sans = [
+    'IP:127.0.0.1',
+    'DNS:localhost',
+    `IP:${node?.firstServiceIp ?? '10.96.0.1'}`,
+    'DNS:kubernetes',
+    'DNS:kubernetes.default',
+    'DNS:kubernetes.default.svc',
+    'DNS:kubernetes.default.svc.cluster.local',
+    ...(node ? [`IP:${node.address}`] : []),
+  ];
   await leaf(
     'apiserver',
     '/CN=kube-apiserver',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth\n`,
+  );
+  // The API server's identity towards kubelets (logs, exec): the kubelet's webhook authorizer asks
+  // the API server, where system:masters may do everything.
+  await leaf(
+    'apiserver-kubelet-client',
+    '/O=system:masters/CN=kube-apiserver-kubelet-client',
+    'extendedKeyUsage=clientAuth\n',
   );
   // system:masters is bound to cluster-admin by the API server's bootstrap policy.
   await leaf('admin', '/O=system:masters/CN=admin', 'extendedKeyUsage=clientAuth\n');
@@ -152,29 +201,39 @@ async function makePki(dir: string): Promise<Pki> {
     adminKey: f('admin.key'),
     serviceAccountKey: f('sa.key'),
     serviceAccountPub: f('sa.pub'),
+    kubeletClientCert: f('apiserver-kubelet-client.crt'),
+    kubeletClientKey: f('apiserver-kubelet-client.key'),
   };
 }
 
 async function writeKubeconfig(file: string, server: string, pki: Pki): Promise<void> {
-  const [ca, cert, key] = await Promise.all([
-    readFile(pki.caCert),
-    readFile(pki.adminCert),
-    readFile(pki.adminKey),
-  ]);
+  await writeClientKubeconfig(file, server, pki.caCert, pki.adminCert, pki.adminKey, 'admin');
+}
+
+/** A kubeconfig for `server` authenticating with a client certificate (all files are PEM paths). */
+export async function writeClientKubeconfig(
+  file: string,
+  server: string,
+  caFile: string,
+  certFile: string,
+  keyFile: string,
+  user: string,
+): Promise<void> {
+  const [ca, cert, key] = await Promise.all([readFile(caFile), readFile(certFile), readFile(keyFile)]);
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
     users: [
       {
-        name: 'admin',
+        name: user,
         user: {
           'client-certificate-data': cert.toString('base64'),
           'client-key-data': key.toString('base64'),
         },
       },
     ],
-    contexts: [{ name: 'local', context: { cluster: 'local', user: 'admin', namespace: 'default' } }],
+    contexts: [{ name: 'local', context: { cluster: 'local', user, namespace: 'default' } }],
     'current-context': 'local',
   };
   await writeFile(file, toYaml(config), { mode: 0o600 });
@@ -227,6 +286,7 @@ export class ControlPlane {
   private etcd?: ChildProcess;
   private apiServer?: ChildProcess;
   private controllerManager?: ChildProcess;
+  private scheduler?: ChildProcess;
   private readonly logs: WriteStream[] = [];
   private readonly ownsDir: boolean;
 
@@ -245,7 +305,7 @@ export class ControlPlane {
     const cp = new ControlPlane(dir, ownsDir, opts);
     try {
       cp.bins = await ensureBinaries();
-      cp.pki = await makePki(dir);
+      cp.pki = await makePki(dir, opts.node);
       cp.etcdPort = await freePort();
       cp.etcdPeerPort = await freePort();
       cp.apiPort = await freePort();
@@ -253,6 +313,7 @@ export class ControlPlane {
       await cp.startEtcd();
       await cp.startApiServer();
       if (opts.controllerManager ?? true) await cp.startControllerManager();
+      if (opts.node) await cp.startScheduler();
     } catch (err) {
       await cp.stop();
       throw err;
@@ -261,7 +322,11 @@ export class ControlPlane {
   }
 
   get apiServerUrl(): string {
-    return `https://127.0.0.1:${this.apiPort}`;
+    return `https://${this.opts.node?.address ?? '127.0.0.1'}:${this.apiPort}`;
+  }
+
+  get pkiDir(): string {
+    return path.join(this.dir, 'pki');
   }
 
   get etcdUrl(): string {
@@ -286,6 +351,7 @@ export class ControlPlane {
         etcd: this.etcd?.pid ?? 0,
         apiServer: this.apiServer?.pid ?? 0,
         controllerManager: this.controllerManager?.pid,
+        scheduler: this.scheduler?.pid,
       },
     };
   }
@@ -324,11 +390,14 @@ export class ControlPlane {
 
   /** Starts kube-apiserver on the same port as before, so clients and kubeconfigs keep working. */
   async startApiServer(): Promise<void> {
+    const node = this.opts.node;
+    const address = node?.address ?? '127.0.0.1';
     const { child, log } = this.launch('kube-apiserver', this.bins.kubeApiserver, [
       `--etcd-servers=${this.etcdUrl}`,
-      // Serve only on loopback, on the port written into the kubeconfig.
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      // Serve only on loopback (or the host end of the node's network namespace), on the port written
+      // into the kubeconfig.
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${this.apiPort}`,
       `--cert-dir=${path.join(this.dir, 'apiserver-certs')}`,
       `--tls-cert-file=${this.pki.servingCert}`,
@@ -336,15 +405,25 @@ export class ControlPlane {
       // Client certificates signed by this CA authenticate; the admin kubeconfig uses one.
       `--client-ca-file=${this.pki.caCert}`,
       // RBAC, not AlwaysAllow: the chart tests run the operator with its exact, least-privilege RBAC.
-      // With pod certificates, the Node authorizer first: it decides what node credentials may do.
-      `--authorization-mode=${this.opts.podCertificates ? 'Node,RBAC' : 'RBAC'}`,
+      // With a node, kubelets are authorized as nodes and may only touch their own Node and pods; with pod
+      // certificates, the Node authorizer decides what node credentials may do.
+      ...(node
+        ? [
+            '--authorization-mode=Node,RBAC',
+            '--enable-admission-plugins=NodeRestriction',
+            `--kubelet-client-certificate=${this.pki.kubeletClientCert}`,
+            `--kubelet-client-key=${this.pki.kubeletClientKey}`,
+            `--kubelet-certificate-authority=${this.pki.caCert}`,
+            '--kubelet-preferred-address-types=InternalIP',
+          ]
+        : [`--authorization-mode=${this.opts.podCertificates ? 'Node,RBAC' : 'RBAC'}`]),
       // Service-account tokens (TokenRequest) for running the operator as its ServiceAccount.
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${this.pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${this.pki.serviceAccountKey}`,
-      // Required by the API server; no pods run here, so any private range will do.
-      '--service-cluster-ip-range=10.96.0.0/24',
-      // Nodes never join this control plane, so nothing needs privileged pods or the kubelet client.
+      // Required by the API server; without a node no pods run, so any private range will do.
+      `--service-cluster-ip-range=${node?.serviceCidr ?? '10.96.0.0/24'}`,
+      // Nothing the tests run needs privileged pods.
       '--allow-privileged=false',
       '--profiling=false',
       ...(this.opts.podCertificates ? POD_CERTIFICATE_FLAGS : []),
@@ -378,8 +457,35 @@ export class ControlPlane {
       // Garbage collection (owned Secrets) and namespace deletion are what the tests rely on; the rest
       // of the defaults are harmless without nodes.
       '--controllers=*',
+      // With a node, each controller acts as its own ServiceAccount (as in a real cluster), so the
+      // Deployment and ReplicaSet controllers are subject to the same authorization as elsewhere.
+      ...(this.opts.node ? ['--use-service-account-credentials=true'] : []),
     ]);
     this.controllerManager = child;
+  }
+
+  /** kube-scheduler, only with a node: without one every pod would stay Pending anyway. */
+  private async startScheduler(): Promise<void> {
+    const { kubeScheduler } = await ensureNodeBinaries();
+    const { child } = this.launch('kube-scheduler', kubeScheduler, [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      `--authentication-kubeconfig=${this.kubeconfigPath}`,
+      `--authorization-kubeconfig=${this.kubeconfigPath}`,
+      // Health endpoint on loopback only, on a port chosen for this run.
+      '--bind-address=127.0.0.1',
+      `--secure-port=${await freePort()}`,
+      '--leader-elect=false',
+    ]);
+    this.scheduler = child;
+  }
+
+  /**
+   * Stops kube-scheduler and kube-controller-manager, so nothing creates or reschedules pods while a
+   * node is torn down (the API server and etcd keep running for the kubelet's last calls).
+   */
+  async stopControllers(): Promise<void> {
+    await terminate(this.scheduler);
+    await terminate(this.controllerManager);
   }
 
   /** GET /readyz with the admin client certificate; true on HTTP 200 "ok". */
@@ -403,6 +509,7 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
+    await terminate(this.scheduler);
     await terminate(this.controllerManager);
     await terminate(this.apiServer);
     await terminate(this.etcd);
