@@ -27,7 +27,12 @@ export function parseEndpointAddress(addr: string): EndpointAddress {
   if (url.hash || addr.includes('#')) throw bad(addr, 'it has a fragment');
   if (url.protocol === 'unix:') {
     if (url.host) throw bad(addr, 'a unix address has no host; use unix:///absolute/path');
-    const path = decodeURIComponent(url.pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      throw bad(addr, 'the socket path has an invalid percent-escape');
+    }
     if (!path.startsWith('/') || path === '/') throw bad(addr, 'the socket path must be absolute');
     if (path.includes('\0')) throw bad(addr, 'the socket path contains a NUL byte');
     return { kind: 'unix', path };

@@ -200,7 +200,9 @@ export class X509SvidWatch extends EventEmitter<X509WatchEvents> {
     stream.on('error', (err) => {
       failure ??= new WorkloadApiError(
         'transport',
-        `the Workload API stream at ${this.describe()} failed${gotHeaders ? '' : ' before any answer'}: ${err.message}`,
+        gotHeaders
+          ? `the Workload API stream at ${this.describe()} failed: ${err.message}`
+          : `cannot reach the Workload API at ${this.describe()}: ${err.message}`,
       );
     });
     stream.on('close', () => {
