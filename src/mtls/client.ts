@@ -15,13 +15,15 @@ export interface ClientOptions {
   authorizeServer?: AuthorizeOptions | Authorizer;
 }
 
-function serverAuthorizer(opts: ClientOptions): Authorizer {
+export function serverAuthorizer(opts: ClientOptions): Authorizer {
   if (opts.serverId) return authorizer(Array.isArray(opts.serverId) ? opts.serverId : [opts.serverId]);
   if (opts.authorizeServer) return authorizer(opts.authorizeServer);
   throw new Error('say which server to trust: pass serverId (its SPIFFE ID) or authorizeServer');
 }
 
-function identityCheck(authz: Authorizer): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+export function identityCheck(
+  authz: Authorizer,
+): (host: string, cert: tls.PeerCertificate) => Error | undefined {
   return (_host, cert) => {
     const id = spiffeIdOf(cert);
     if (!id) return new Error('the server presented no SPIFFE ID');
@@ -30,7 +32,7 @@ function identityCheck(authz: Authorizer): (host: string, cert: tls.PeerCertific
   };
 }
 
-function recheckResumed(socket: tls.TLSSocket, authz: Authorizer): void {
+export function recheckResumed(socket: tls.TLSSocket, authz: Authorizer): void {
   socket.once('secureConnect', () => {
     if (!socket.isSessionReused()) return;
     const id = spiffeIdOf(socket.getPeerX509Certificate());
@@ -39,7 +41,7 @@ function recheckResumed(socket: tls.TLSSocket, authz: Authorizer): void {
   });
 }
 
-const clientContext = (svid: Svid) =>
+export const clientContext = (svid: Svid) =>
   tls.createSecureContext({
     cert: svid.certChainPem,
     key: svid.keyPem,
