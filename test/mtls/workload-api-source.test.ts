@@ -8,7 +8,7 @@ import type { Timers } from '../../packages/mtls/src/workload-api/client.ts';
 import { encodeFrame } from '../../packages/mtls/src/workload-api/grpc-frame.ts';
 import { WorkloadApiSource } from '../../packages/mtls/src/workload-api/source.ts';
 import type { Svid } from '../../src/mtls/source.ts';
-import { FakeWorkloadApi } from '../support/fake-workload-api.ts';
+import { FakeWorkloadApi } from '../../hack/lib/fake-workload-api.ts';
 import { certsDer, svidMessage } from '../support/svid-der.ts';
 import { makePki, TD, type Pki } from './fixtures.ts';
 

@@ -1,6 +1,7 @@
 // A Workload API server for the client's protocol tests: node:http2 on a unix socket in a temporary
 // directory, speaking gRPC by hand so tests can make it misbehave (bad status, broken frames, missing
-// header checks). Interop with a real agent is tested against SPIRE (test/interop/spire.test.ts).
+// header checks). Used by the protocol tests and the bench; interop with a real agent is tested against
+// SPIRE (test/interop/spire.test.ts).
 import { mkdtemp, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
