@@ -1,8 +1,8 @@
-// A tiny gRPC service for the credential tests, defined by hand (JSON messages, no .proto): Unary answers
-// one message, Stream answers each message of a bidirectional stream. Every answer carries the caller's
-// SPIFFE ID and certificate serial as the server saw them.
+// A tiny gRPC service for the gRPC examples, tests and bench, defined by hand (JSON messages, no .proto):
+// Unary answers one message, Stream answers each message of a bidirectional stream. Every answer carries
+// the caller's SPIFFE ID and certificate serial as the server saw them.
 import * as grpc from '@grpc/grpc-js';
-import { callerSpiffeId } from '../../packages/mtls/src/grpc.ts';
+import { callerSpiffeId } from '../packages/mtls/src/grpc.ts';
 
 export interface Ping {
   n: number;
