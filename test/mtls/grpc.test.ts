@@ -13,7 +13,13 @@ import {
 } from '../../packages/mtls/src/grpc.ts';
 import { SvidSource } from '../../src/mtls/index.ts';
 import type { Svid } from '../../src/mtls/source.ts';
-import { newEchoClient, startServer, unary, type EchoClientType, type Pong } from '../../examples/grpc-echo.ts';
+import {
+  newEchoClient,
+  startServer,
+  unary,
+  type EchoClientType,
+  type Pong,
+} from '../../examples/grpc-echo.ts';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 const updated = (s: SvidSource) => once(s, 'update').then(([u]) => u as Svid);
