@@ -3,20 +3,25 @@
 # Docker engine on CI machines, so this file is kept correct by review and by hack/e2e-kind.sh, which
 # builds both targets and runs them in a kind cluster.
 
-# Build with dev dependencies: TypeScript compiles src/ and examples/ to dist/.
+# Build with dev dependencies: TypeScript compiles the mTLS library workspace (packages/mtls) to
+# packages/mtls/dist, then src/ and examples/ to dist/ (they import the library by its package name).
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/mtls/package.json ./packages/mtls/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages/mtls/tsconfig.json ./packages/mtls/
+COPY packages/mtls/src ./packages/mtls/src
 COPY src ./src
 COPY examples ./examples
-RUN npx tsc -p tsconfig.build.json
+RUN npx tsc -p packages/mtls/tsconfig.json && npx tsc -p tsconfig.build.json
 
-# Production dependencies only.
+# Production dependencies only. npm links the workspace: node_modules/@svid-operator/mtls -> packages/mtls.
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/mtls/package.json ./packages/mtls/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
@@ -28,6 +33,8 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages/mtls/dist ./packages/mtls/dist
+COPY packages/mtls/package.json ./packages/mtls/
 COPY package.json ./
 # A numeric non-root UID, so Pod Security "restricted" (runAsNonRoot) can verify it without a passwd entry.
 USER 65532:65532

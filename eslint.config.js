@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '.cache/', '.cluster/', 'charts/**/templates/'] },
+  {
+    ignores: [
+      'dist/',
+      '**/dist/',
+      'node_modules/',
+      'coverage/',
+      '.cache/',
+      '.cluster/',
+      'charts/**/templates/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { SecretVolume, type Files } from '../hack/lib/secret-volume.ts';
-import { createHttpsServer, createTlsServer, SvidAgent, SvidSource } from '../src/mtls/index.ts';
+import { createHttpsServer, createTlsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
 import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../src/pki/index.ts';
 import { median, percentile } from './stats.ts';
 

@@ -1,7 +1,7 @@
 // Example mTLS client: `npm run example:client -- --svid-dir DIR --url URL --server-id SPIFFE_ID [--count N]`
 // Prints each response; exits 1 if any request failed.
 import { parseArgs } from 'node:util';
-import { SvidDispatcher, SvidSource } from '../src/mtls/index.ts';
+import { SvidDispatcher, SvidSource } from '@svid-operator/mtls';
 
 const { values } = parseArgs({
   options: {

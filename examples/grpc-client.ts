@@ -3,7 +3,7 @@
 //     --server-id SPIFFE_ID [--count N] [--interval-ms MS]
 // Prints one JSON line per call: the answer, or the gRPC status of a failed call.
 import { parseArgs } from 'node:util';
-import { grpcChannelCredentials } from '../packages/mtls/src/grpc.ts';
+import { grpcChannelCredentials } from '@svid-operator/mtls/grpc';
 import { newEchoClient, unary } from './grpc-echo.ts';
 import { openSource, sourceOptions } from './svid-source.ts';
 

@@ -2,7 +2,7 @@
 // Unary answers one message, Stream answers each message of a bidirectional stream. Every answer carries
 // the caller's SPIFFE ID and certificate serial as the server saw them.
 import * as grpc from '@grpc/grpc-js';
-import { callerSpiffeId } from '../packages/mtls/src/grpc.ts';
+import { callerSpiffeId } from '@svid-operator/mtls/grpc';
 
 export interface Ping {
   n: number;

@@ -3,7 +3,7 @@
 // Serves the Echo service of examples/grpc-echo.ts; callers not in --allow get PERMISSION_DENIED.
 import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
-import { grpcServerCredentials } from '../packages/mtls/src/grpc.ts';
+import { grpcServerCredentials } from '@svid-operator/mtls/grpc';
 import { echoHandlers, echoService } from './grpc-echo.ts';
 import { openSource, sourceOptions } from './svid-source.ts';
 

@@ -1,7 +1,7 @@
 // Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT [--allow SPIFFE_ID]...`
 // Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>}.
 import { parseArgs } from 'node:util';
-import { createHttpsServer, SvidSource } from '../src/mtls/index.ts';
+import { createHttpsServer, SvidSource } from '@svid-operator/mtls';
 
 const { values } = parseArgs({
   options: {

@@ -1,7 +1,6 @@
 // How the examples get their SVID: `--svid-dir DIR` (a mounted Secret) or `--workload-api [ADDR]` (the
 // SPIFFE Workload API, e.g. a SPIRE agent; ADDR defaults to $SPIFFE_ENDPOINT_SOCKET).
-import { WorkloadApiSource } from '../packages/mtls/src/workload-api/source.ts';
-import { SvidSource } from '../src/mtls/index.ts';
+import { WorkloadApiSource, SvidSource } from '@svid-operator/mtls';
 
 export const sourceOptions = {
   'svid-dir': { type: 'string' },

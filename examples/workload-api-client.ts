@@ -2,7 +2,7 @@
 // agent) and every rotation, as JSON lines.
 //   SPIFFE_ENDPOINT_SOCKET=unix:///run/spire/agent.sock npm run example:workload-api -- [--hint H] [--updates N]
 import { parseArgs } from 'node:util';
-import { WorkloadApiSource } from '../packages/mtls/src/workload-api/source.ts';
+import { WorkloadApiSource } from '@svid-operator/mtls';
 
 const { values } = parseArgs({
   options: {

@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { chainsTo } from '@svid-operator/mtls';
 import { validateTrustDomain } from '../spiffe/index.ts';
 import { PkiError } from './errors.ts';
 import { DEFAULT_KEY, describeKey, formatKeySpec, generateKeyPair, type KeySpec } from './keys.ts';
@@ -20,6 +21,9 @@ import {
   profile,
   rawSubject,
 } from './x509.ts';
+
+// The chain walk is the library's, shared with the operator.
+export { chainsTo };
 
 /** The CA Secret's data: tls.crt (CA certificate, then any intermediates), tls.key, optional ca.crt (roots). */
 export interface CaMaterial {
@@ -97,27 +101,6 @@ function checkCaCertificate(cert: X509Certificate, what: string): void {
 }
 
 /** Orders `certs` from `start` up to a root in `roots`, or throws if the chain does not reach one. */
-/**
- * Whether `start` chains through `intermediates` (in any order) to one of `roots`, each link checked by
- * issuer name and signature; bounded by the number of intermediates, so a cycle cannot loop.
- */
-export function chainsTo(
-  start: X509Certificate,
-  intermediates: X509Certificate[],
-  roots: X509Certificate[],
-): boolean {
-  let current = start;
-  for (let depth = 0; depth <= intermediates.length + 1; depth++) {
-    if (roots.some((r) => current.checkIssued(r) && current.verify(r.publicKey))) return true;
-    const next = intermediates.find(
-      (c) => c !== current && current.checkIssued(c) && current.verify(c.publicKey),
-    );
-    if (!next) return false;
-    current = next;
-  }
-  return false;
-}
-
 function verifyChain(
   start: X509Certificate,
   intermediates: X509Certificate[],

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { pemBlocks, toPem } from '@svid-operator/mtls';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
@@ -17,19 +18,7 @@ import {
 import { readHeader, subjectPublicKeyBits } from './der.ts';
 import { PkiError } from './errors.ts';
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
-
-export function pemBlocks(pem: string): { label: string; der: Buffer }[] {
-  return [...pem.matchAll(PEM_BLOCK)].map((m) => ({
-    label: m[1] ?? '',
-    der: Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'),
-  }));
-}
-
-export function toPem(label: string, der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
-}
+export { pemBlocks, toPem } from '@svid-operator/mtls';
 
 /**
  * Every certificate in a PEM text, in order. `what` names the source for the error message

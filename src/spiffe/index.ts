@@ -1,10 +1,10 @@
 export {
   SpiffeIdError,
-  buildSpiffeId,
   isSpiffeId,
   parseSpiffeId,
   pathProblem,
   trustDomainProblem,
   validateTrustDomain,
   type SpiffeId,
-} from './id.ts';
+} from '@svid-operator/mtls';
+export { buildSpiffeId } from './id.ts';

@@ -103,11 +103,14 @@ describe('README "Install" blocks, applied as written to the real API server', f
 describe('README "Use the SVID in Node.js" code', function () {
   this.timeout(120_000);
 
-  it('type-checks as written against the svid-operator/mtls export', async () => {
+  it('type-checks as written against the built @svid-operator/mtls package', async () => {
     const { mkdir, writeFile, rm } = await import('node:fs/promises');
     const blocks = (await readmeBlocks('Use the SVID in Node.js')).filter((b) => b.lang === 'ts');
     expect(blocks.length).to.be.at.least(2);
-    // Inside the repository, so the package resolves itself by name through its "exports".
+    // Inside the repository, where @svid-operator/mtls is the workspace link; without the source condition
+    // tsc reads the package's built declarations, as an outside user's would.
+    const tsc = `${root}node_modules/typescript/bin/tsc`;
+    await run(process.execPath, [tsc, '-p', 'packages/mtls/tsconfig.json'], { cwd: root });
     const dir = `${root}.cache/readme-check`;
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
@@ -117,7 +120,6 @@ describe('README "Use the SVID in Node.js" code', function () {
       await writeFile(file, `${block.body}\nexport {};\n`);
       files.push(file);
     }
-    const tsc = `${root}node_modules/typescript/bin/tsc`;
     const args = [
       '--ignoreConfig',
       '--noEmit',

@@ -2,12 +2,11 @@
 // on first use): the Workload API source gets this process's SVIDs from the agent (unix workload
 // attestor, by uid), serves gRPC mTLS with them, and follows the rotations SPIRE makes of short-lived
 // SVIDs with no failed call.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { grpcChannelCredentials, grpcServerCredentials } from '../../packages/mtls/src/grpc.ts';
-import { WorkloadApiSource } from '../../packages/mtls/src/workload-api/source.ts';
-import type { Svid } from '../../src/mtls/source.ts';
+import { grpcChannelCredentials, grpcServerCredentials } from '@svid-operator/mtls/grpc';
+import { WorkloadApiSource, type Svid } from '@svid-operator/mtls';
 import { Spire } from '../../hack/lib/spire.ts';
 import { newEchoClient, startServer, unary } from '../../examples/grpc-echo.ts';
 

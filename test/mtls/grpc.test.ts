@@ -10,9 +10,8 @@ import {
   grpcServerCredentials,
   spiffeAuthInterceptor,
   SvidCertificateProvider,
-} from '../../packages/mtls/src/grpc.ts';
-import { SvidSource } from '../../src/mtls/index.ts';
-import type { Svid } from '../../src/mtls/source.ts';
+} from '@svid-operator/mtls/grpc';
+import { SvidSource, type Svid } from '@svid-operator/mtls';
 import {
   newEchoClient,
   startServer,

@@ -13,7 +13,7 @@ import {
   SvidDispatcher,
   SvidError,
   SvidSource,
-} from '../../src/mtls/index.ts';
+} from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 const port = (s: { address(): unknown }) => (s.address() as AddressInfo).port;

@@ -6,10 +6,15 @@ import { once } from 'node:events';
 import type http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import { connectHttp2, type SvidHttp2Client } from '../../packages/mtls/src/http2-client.ts';
-import { connectTls } from '../../packages/mtls/src/tls-client.ts';
-import { createHttp2Server, createTlsServer, SvidSource } from '../../src/mtls/index.ts';
-import type { Svid } from '../../src/mtls/source.ts';
+import {
+  connectHttp2,
+  type SvidHttp2Client,
+  connectTls,
+  createHttp2Server,
+  createTlsServer,
+  SvidSource,
+  type Svid,
+} from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 function get(client: SvidHttp2Client, path = '/'): Promise<{ status: number; body: string }> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSServer } from '../support/pki-fixtures.ts';
 import { issueSvid } from '../../src/pki/index.ts';
-import { createHttpsServer, SvidAgent, SvidSource } from '../../src/mtls/index.ts';
+import { createHttpsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import {
   serverTlsOptions,
   spiffeIdFromXfcc,
   SvidSource,
-} from '../../src/mtls/index.ts';
+} from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 type Svid = Awaited<ReturnType<Pki['issue']>>;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createHttpsServer, SvidAgent, SvidSource } from '../../src/mtls/index.ts';
+import { createHttpsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 
 interface Reply {

@@ -15,14 +15,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
 import tls, { type PeerCertificate } from 'node:tls';
-import { identityCheck, serverAuthorizer, type ClientOptions } from '../../../src/mtls/client.ts';
-import {
-  authorizer,
-  spiffeIdOf,
-  type Authorizer,
-  type AuthorizeOptions,
-} from '../../../src/mtls/identity.ts';
-import type { Svid } from '../../../src/mtls/source.ts';
+import { identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
+import { authorizer, spiffeIdOf, type Authorizer, type AuthorizeOptions } from './identity.ts';
+import type { Svid } from './source.ts';
 import type { SvidProvider } from './svid-provider.ts';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;

@@ -3,15 +3,10 @@
 // closed gracefully (its open streams finish, it takes no new ones).
 import http2 from 'node:http2';
 import type tls from 'node:tls';
-import {
-  clientContext,
-  identityCheck,
-  serverAuthorizer,
-  type ClientOptions,
-} from '../../../src/mtls/client.ts';
-import type { Authorizer } from '../../../src/mtls/identity.ts';
-import { spiffeIdOf } from '../../../src/mtls/identity.ts';
-import type { Svid } from '../../../src/mtls/source.ts';
+import { clientContext, identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
+import type { Authorizer } from './identity.ts';
+import { spiffeIdOf } from './identity.ts';
+import type { Svid } from './source.ts';
 import type { SvidProvider } from './svid-provider.ts';
 
 export interface Http2ClientOptions extends ClientOptions {

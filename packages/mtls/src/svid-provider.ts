@@ -1,6 +1,6 @@
 // What the transport helpers (gRPC, HTTP/2, TLS) need from a source: the current SVID and its updates.
 // The Secret-volume source and the Workload API source both provide it.
-import type { Svid } from '../../../src/mtls/source.ts';
+import type { Svid } from './source.ts';
 
 export interface SvidProvider {
   current(): Svid;

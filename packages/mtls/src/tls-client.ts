@@ -8,8 +8,8 @@ import {
   recheckResumed,
   serverAuthorizer,
   type ClientOptions,
-} from '../../../src/mtls/client.ts';
-import type { Svid } from '../../../src/mtls/source.ts';
+} from './client.ts';
+import type { Svid } from './source.ts';
 import type { SvidProvider } from './svid-provider.ts';
 
 export type TlsConnectOptions = ClientOptions &

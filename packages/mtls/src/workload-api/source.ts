@@ -5,8 +5,8 @@
 // domain.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { spiffeIdOf } from '../../../../src/mtls/identity.ts';
-import { SvidError, validateSvid, type Svid } from '../../../../src/mtls/source.ts';
+import { spiffeIdOf } from '../identity.ts';
+import { SvidError, validateSvid, type Svid } from '../source.ts';
 import { X509SvidWatch, type WorkloadApiClientOptions } from './client.ts';
 import { WorkloadApiError } from './errors.ts';
 import type { X509SvidResponseMessage } from './messages.ts';

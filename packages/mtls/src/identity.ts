@@ -1,6 +1,7 @@
 // Reading and authorizing SPIFFE IDs of TLS peers.
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { isSpiffeId } from './spiffe-id.ts';
 
 /**
  * Splits a subjectAltName string ("URI:spiffe://a, DNS:b"). Since CVE-2021-44532 Node quotes entries that
@@ -31,12 +32,12 @@ export function parseSubjectAltName(san: string | undefined): { type: string; va
   return out;
 }
 
-/** The SPIFFE ID of an X.509-SVID: its one spiffe:// URI SAN; undefined if it has none or several URIs. */
+/** The SPIFFE ID of an X.509-SVID: its one URI SAN if that is a valid SPIFFE ID; else undefined. */
 export function spiffeIdOf(cert: X509Certificate | PeerCertificate | undefined): string | undefined {
   if (!cert) return undefined;
   const san = cert instanceof X509Certificate ? cert.subjectAltName : cert.subjectaltname;
   const uris = parseSubjectAltName(san).filter((e) => e.type === 'URI');
-  return uris.length === 1 && uris[0]?.value.startsWith('spiffe://') ? uris[0].value : undefined;
+  return uris.length === 1 && isSpiffeId(uris[0]?.value ?? '') ? uris[0]?.value : undefined;
 }
 
 /** The verified peer's SPIFFE ID on a TLS socket (undefined when the peer sent no valid SVID). */

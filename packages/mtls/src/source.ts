@@ -7,12 +7,13 @@
 //  - a stat + content-hash poll backs the watch up, and replaces it where watching fails;
 //  - a new set is used only after it parses, its key matches, it chains to its bundle and is in date;
 //    otherwise the previous set keeps serving and an 'error' event says why.
-import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { spiffeIdOf } from './identity.ts';
+import { certificatesFromPem, chainsTo, PemError } from './pem.ts';
 
 export interface SvidFiles {
   cert: string;
@@ -54,22 +55,19 @@ export class SvidError extends Error {
 }
 
 const DEFAULT_FILES: SvidFiles = { cert: 'tls.crt', key: 'tls.key', bundle: 'ca.crt' };
-const splitPem = (pem: string) =>
-  pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-
 /** Parses and checks one set of files; throws an SvidError naming the problem (never quoting the key). */
 export function validateSvid(
   files: { certChainPem: string; keyPem: string; bundlePem: string },
   now = new Date(),
 ): Omit<Svid, 'generation'> {
-  const certs = splitPem(files.certChainPem);
-  if (certs.length === 0) throw new SvidError('the certificate file holds no PEM certificate');
-  let chain: X509Certificate[];
-  try {
-    chain = certs.map((c) => new X509Certificate(c));
-  } catch {
-    throw new SvidError('the certificate file holds a truncated or corrupt certificate');
-  }
+  const asSvidError = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw err instanceof PemError ? new SvidError(err.message) : err;
+    }
+  };
+  const chain = asSvidError(() => certificatesFromPem(files.certChainPem, 'the certificate file'));
   const leaf = chain[0] as X509Certificate;
   let key: KeyObject;
   try {
@@ -78,18 +76,9 @@ export function validateSvid(
     throw new SvidError('the key file is not a readable PEM private key');
   }
   if (!leaf.checkPrivateKey(key)) throw new SvidError('the private key does not match the certificate');
-  const roots = splitPem(files.bundlePem).map((c) => new X509Certificate(c));
-  if (roots.length === 0) throw new SvidError('the trust bundle holds no PEM certificate');
-  const verifies = (c: X509Certificate, issuer: X509Certificate) =>
-    c.checkIssued(issuer) && c.verify(issuer.publicKey);
-  let current = leaf;
-  for (let depth = 0; ; depth++) {
-    if (roots.some((r) => verifies(current, r))) break;
-    const next = chain.find((c) => c !== current && verifies(current, c));
-    if (!next || depth > chain.length)
-      throw new SvidError('the certificate does not chain to the trust bundle');
-    current = next;
-  }
+  const roots = asSvidError(() => certificatesFromPem(files.bundlePem, 'the trust bundle'));
+  if (!chainsTo(leaf, chain.slice(1), roots))
+    throw new SvidError('the certificate does not chain to the trust bundle');
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (now >= notAfter) throw new SvidError(`the certificate expired at ${notAfter.toISOString()}`);
