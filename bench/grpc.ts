@@ -7,14 +7,14 @@
 //    Workload API server of hack/lib (a real SPIRE agent rotates only on its own schedule; the interop test
 //    covers SPIRE itself).
 import * as grpc from '@grpc/grpc-js';
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { FakeWorkloadApi } from '../hack/lib/fake-workload-api.ts';
 import { grpcChannelCredentials, grpcServerCredentials } from '@svid-operator/mtls/grpc';
-import { WorkloadApiSource, validateSvid, type Svid } from '@svid-operator/mtls';
+import { authorizeId, WorkloadApiSource } from '@svid-operator/mtls';
 import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../src/pki/index.ts';
 import { newEchoClient, startServer, unary, type EchoClientType } from '../examples/grpc-echo.ts';
+import { FixedSource } from '../test/support/fixed-source.ts';
 import { svidMessage } from '../test/support/svid-der.ts';
 import { median, percentile } from './stats.ts';
 
@@ -59,18 +59,6 @@ async function callsFor(
   return { calls, failed, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
-/** A source that never rotates: the call-rate figure measures the credentials, not file watching. */
-class FixedSource extends EventEmitter {
-  private readonly svid: Svid;
-  constructor(s: IssuedSvid) {
-    super();
-    this.svid = { ...validateSvid(s), generation: 1 };
-  }
-  current(): Svid {
-    return this.svid;
-  }
-}
-
 export async function benchGrpc(opts: {
   roundMs: number;
   rounds: number;
@@ -81,8 +69,12 @@ export async function benchGrpc(opts: {
   const clientSvid = await issueSvid(ca, { spiffeId: idOf('client'), durationSeconds: 3600 });
 
   // The same certificates both ways.
+  // A source (to read the caller's verified ID in the handlers) for both servers, so that the handlers do
+  // the same work and the ratio measures the credentials and the per-call check only.
+  const serverSource = new FixedSource(serverSvid);
   const lib = await startServer(
-    grpcServerCredentials(new FixedSource(serverSvid), { authorize: [idOf('client')] }),
+    grpcServerCredentials(serverSource, { authorize: authorizeId(idOf('client')) }),
+    serverSource,
   );
   const libClient = newEchoClient(
     lib.address,
@@ -94,6 +86,7 @@ export async function benchGrpc(opts: {
       [{ private_key: Buffer.from(serverSvid.keyPem), cert_chain: Buffer.from(serverSvid.certChainPem) }],
       true,
     ),
+    serverSource,
   );
   const plainClient = newEchoClient(
     plain.address,
@@ -187,7 +180,10 @@ async function rotationLatencies(
   let server: grpc.Server | undefined;
   try {
     await source.ready(30_000);
-    const started = await startServer(grpcServerCredentials(source, { authorize: [idOf('client')] }));
+    const started = await startServer(
+      grpcServerCredentials(source, { authorize: authorizeId(idOf('client')) }),
+      source,
+    );
     server = started.server;
     const next: IssuedSvid[] = [];
     for (let i = 0; i < rotations; i++)

@@ -8,7 +8,14 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { SecretVolume, type Files } from '../hack/lib/secret-volume.ts';
-import { createHttpsServer, createTlsServer, SvidAgent, SvidSource } from '@svid-operator/mtls';
+import {
+  authorizeAny,
+  authorizeMemberOf,
+  createHttpsServer,
+  createTlsServer,
+  SvidAgent,
+  SvidSource,
+} from '@svid-operator/mtls';
 import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../src/pki/index.ts';
 import { median, percentile } from './stats.ts';
 
@@ -75,7 +82,7 @@ export async function benchLibrary(opts: {
   const volume = await SecretVolume.create(files(serverSvid));
   const source = await SvidSource.open(volume.dir, { logger: null });
   try {
-    const library = createTlsServer(source, { authorize: { trustDomains: ['bench.example'] } }, (socket) =>
+    const library = createTlsServer(source, { authorize: authorizeMemberOf('bench.example') }, (socket) =>
       socket.end('k'),
     );
     const plain = tls.createServer(
@@ -111,7 +118,9 @@ export async function benchLibrary(opts: {
     // Swaps under load: an HTTPS server on the same source, requests in a loop, 100 rotations.
     const clientVolume = await SecretVolume.create(files(client));
     const clientSource = await SvidSource.open(clientVolume.dir, { logger: null });
-    const server = createHttpsServer(source, {}, (_req, res) => res.writeHead(200).end('ok'));
+    const server = createHttpsServer(source, { authorize: authorizeAny() }, (_req, res) =>
+      res.writeHead(200).end('ok'),
+    );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;

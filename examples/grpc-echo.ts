@@ -2,6 +2,7 @@
 // Unary answers one message, Stream answers each message of a bidirectional stream. Every answer carries
 // the caller's SPIFFE ID and certificate serial as the server saw them.
 import * as grpc from '@grpc/grpc-js';
+import type { X509Source } from '@svid-operator/mtls';
 import { callerSpiffeId } from '@svid-operator/mtls/grpc';
 
 export interface Ping {
@@ -42,17 +43,24 @@ export const echoService = {
 const serialOf = (call: { getAuthContext(): { sslPeerCertificate?: { serialNumber: string } } }) =>
   call.getAuthContext().sslPeerCertificate?.serialNumber.toLowerCase() ?? '';
 
-export const echoHandlers: grpc.UntypedServiceImplementation = {
-  unary: (call: grpc.ServerUnaryCall<Ping, Pong>, cb: grpc.sendUnaryData<Pong>) => {
-    cb(null, { n: call.request.n, caller: callerSpiffeId(call) ?? '', callerSerial: serialOf(call) });
-  },
-  stream: (call: grpc.ServerDuplexStream<Ping, Pong>) => {
-    call.on('data', (p: Ping) =>
-      call.write({ n: p.n, caller: callerSpiffeId(call) ?? '', callerSerial: serialOf(call) }),
-    );
-    call.on('end', () => call.end());
-  },
-};
+/** The handlers; the caller's SPIFFE ID is read as verified against `source`'s bundles. */
+export function echoHandlers(source: X509Source): grpc.UntypedServiceImplementation {
+  return {
+    unary: (call: grpc.ServerUnaryCall<Ping, Pong>, cb: grpc.sendUnaryData<Pong>) => {
+      cb(null, {
+        n: call.request.n,
+        caller: callerSpiffeId(call, source) ?? '',
+        callerSerial: serialOf(call),
+      });
+    },
+    stream: (call: grpc.ServerDuplexStream<Ping, Pong>) => {
+      call.on('data', (p: Ping) =>
+        call.write({ n: p.n, caller: callerSpiffeId(call, source) ?? '', callerSerial: serialOf(call) }),
+      );
+      call.on('end', () => call.end());
+    },
+  };
+}
 
 export const EchoClient = grpc.makeGenericClientConstructor(echoService, 'Echo');
 export type EchoClientType = InstanceType<typeof EchoClient> & {
@@ -76,9 +84,10 @@ export function unary(client: EchoClientType, n: number): Promise<Pong> {
 
 export async function startServer(
   creds: grpc.ServerCredentials,
+  source: X509Source,
 ): Promise<{ server: grpc.Server; address: string }> {
   const server = new grpc.Server();
-  server.addService(echoService, echoHandlers);
+  server.addService(echoService, echoHandlers(source));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),
   );

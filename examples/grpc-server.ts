@@ -3,6 +3,7 @@
 // Serves the Echo service of examples/grpc-echo.ts; callers not in --allow get PERMISSION_DENIED.
 import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
+import { authorizeId } from '@svid-operator/mtls';
 import { grpcServerCredentials } from '@svid-operator/mtls/grpc';
 import { echoHandlers, echoService } from './grpc-echo.ts';
 import { openSource, sourceOptions } from './svid-source.ts';
@@ -27,10 +28,10 @@ const source = await openSource(values);
 source.on('update', (svid) => console.log(JSON.stringify({ event: 'rotated', serial: svid.serialNumber })));
 source.on('error', (err) => console.log(JSON.stringify({ event: 'error', message: err.message })));
 const server = new grpc.Server();
-server.addService(echoService, echoHandlers);
+server.addService(echoService, echoHandlers(source));
 server.bindAsync(
   `${values.host}:${values.port}`,
-  grpcServerCredentials(source, { authorize: allow }),
+  grpcServerCredentials(source, { authorize: authorizeId(...allow) }),
   (err, port) => {
     if (err) {
       console.error(err.message);

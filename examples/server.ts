@@ -1,7 +1,7 @@
-// Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT [--allow SPIFFE_ID]...`
+// Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT (--allow SPIFFE_ID... | --allow-any)`
 // Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>}.
 import { parseArgs } from 'node:util';
-import { createHttpsServer, SvidSource } from '@svid-operator/mtls';
+import { authorizeAny, authorizeId, createHttpsServer, SvidSource } from '@svid-operator/mtls';
 
 const { values } = parseArgs({
   options: {
@@ -9,10 +9,13 @@ const { values } = parseArgs({
     port: { type: 'string', default: '8443' },
     host: { type: 'string', default: '0.0.0.0' },
     allow: { type: 'string', multiple: true, default: [] },
+    'allow-any': { type: 'boolean', default: false },
   },
 });
-if (!values['svid-dir']) {
-  console.error('usage: server --svid-dir DIR --port PORT [--allow SPIFFE_ID]...');
+const allow = values.allow ?? [];
+if (!values['svid-dir'] || (allow.length === 0) === !values['allow-any']) {
+  // Secure by default: which clients may call is always said explicitly.
+  console.error('usage: server --svid-dir DIR --port PORT (--allow SPIFFE_ID... | --allow-any)');
   process.exit(2);
 }
 
@@ -20,11 +23,14 @@ const source = await SvidSource.open(values['svid-dir']);
 source.on('update', (svid) =>
   console.log(JSON.stringify({ event: 'rotated', serial: svid.serialNumber, notAfter: svid.notAfter })),
 );
-const allow = values.allow ?? [];
-const server = createHttpsServer(source, allow.length ? { authorize: allow } : {}, (req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ peer: req.spiffeId, serial: source.current().serialNumber }));
-});
+const server = createHttpsServer(
+  source,
+  { authorize: allow.length ? authorizeId(...allow) : authorizeAny() },
+  (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ peer: req.spiffeId, serial: source.current().serialNumber }));
+  },
+);
 server.listen(Number(values.port), values.host, () => {
   console.log(JSON.stringify({ event: 'listening', port: Number(values.port), spiffeId: source.spiffeId }));
 });

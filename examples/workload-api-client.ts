@@ -35,7 +35,7 @@ console.log(
   JSON.stringify({
     event: 'svid',
     ...describe(source.current()),
-    trustDomains: [...source.bundles().keys()],
+    trustDomains: source.trustDomains(),
   }),
 );
 let left = Math.max(0, Number(values.updates) || 0);

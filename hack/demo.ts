@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       `--ca-secret=${SYSTEM_NS}/${CA_SECRET}`,
       // The demo's identities live for seconds, so the lower bound is lowered from its 10m default.
       '--min-duration=10s',
+      '--min-renew-before=5s',
       `--watch-namespace=${DEMO_NS}`,
       '--metrics-bind-address=127.0.0.1:0',
       '--health-probe-bind-address=127.0.0.1:0',

@@ -27,7 +27,20 @@ export interface ControlPlaneOptions {
   apiServerFlags?: string[];
   /** Where child-process output goes: files in `dir` (default) or inherited stdio. */
   logToFiles?: boolean;
+  /**
+   * Pod certificates (KEP-4317): the PodCertificateRequest and ClusterTrustBundle APIs
+   * (certificates.k8s.io/v1beta1), and the Node authorizer with NodeRestriction admission so that a node's
+   * client certificate may create requests only for pods bound to that node (see nodeClientCertificate).
+   */
+  podCertificates?: boolean;
 }
+
+/** kube-apiserver flags for `podCertificates`. */
+export const POD_CERTIFICATE_FLAGS = [
+  '--feature-gates=PodCertificateRequest=true,ClusterTrustBundle=true,ClusterTrustBundleProjection=true',
+  '--runtime-config=certificates.k8s.io/v1beta1=true',
+  '--enable-admission-plugins=NodeRestriction',
+];
 
 export interface ControlPlaneInfo {
   dir: string;
@@ -323,7 +336,8 @@ export class ControlPlane {
       // Client certificates signed by this CA authenticate; the admin kubeconfig uses one.
       `--client-ca-file=${this.pki.caCert}`,
       // RBAC, not AlwaysAllow: the chart tests run the operator with its exact, least-privilege RBAC.
-      '--authorization-mode=RBAC',
+      // With pod certificates, the Node authorizer first: it decides what node credentials may do.
+      `--authorization-mode=${this.opts.podCertificates ? 'Node,RBAC' : 'RBAC'}`,
       // Service-account tokens (TokenRequest) for running the operator as its ServiceAccount.
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${this.pki.serviceAccountPub}`,
@@ -333,6 +347,7 @@ export class ControlPlane {
       // Nodes never join this control plane, so nothing needs privileged pods or the kubelet client.
       '--allow-privileged=false',
       '--profiling=false',
+      ...(this.opts.podCertificates ? POD_CERTIFICATE_FLAGS : []),
       ...(this.opts.apiServerFlags ?? []),
     ]);
     this.apiServer = child;

@@ -3,6 +3,8 @@
 //   svidctl issue --ca DIR --trust-domain TD --namespace NS --service-account SA [--dns NAME]...
 //                 [--duration D] [--algorithm A] --out DIR
 //   svidctl inspect DIR [--ca DIR]
+//   svidctl status NAME [-n NAMESPACE] [--kubeconfig FILE]
+//   svidctl renew NAME [-n NAMESPACE] [--kubeconfig FILE]
 // Every argument is checked before anything is written; a bad one exits 2 with a message.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -19,7 +21,10 @@ import {
   svidConformance,
   type Check,
 } from '../pki/index.ts';
+import type * as k8s from '@kubernetes/client-node';
 import { checkDnsNames } from '../policy/index.ts';
+import { ClusterUsageError, renew, status } from './identity-commands.ts';
+import { BUNDLE_USAGE, bundleCommand, BundleUsageError } from './bundle.ts';
 import { formatDuration, parseDuration } from '../renewal/index.ts';
 import { buildSpiffeId, validateTrustDomain } from '../spiffe/index.ts';
 
@@ -31,6 +36,11 @@ const USAGE = `usage:
       writes an X.509-SVID for spiffe://TD/ns/NS/sa/SA in the Secret layout (tls.crt, tls.key, ca.crt)
   svidctl inspect DIR [--ca DIR]
       prints the SVID in DIR and checks it (exit 1 when a check fails)
+  svidctl status NAME [-n NAMESPACE] [--kubeconfig FILE]
+      a WorkloadIdentity's SVID, renewal time, conditions, Secret and last events, from the cluster
+  svidctl renew NAME [-n NAMESPACE] [--kubeconfig FILE]
+      asks the operator to re-issue the identity's SVID now (the identity.svid.dev/renew-request annotation)
+${BUNDLE_USAGE}
 
   A: ECDSA-256 (default), ECDSA-384, Ed25519, RSA-2048, RSA-3072, RSA-4096
   DURATION: Go style, e.g. 1h, 20m, 1h30m`;
@@ -40,6 +50,7 @@ export class UsageError extends Error {}
 interface Io {
   out: (line: string) => void;
   now: () => Date;
+  kubeConfig?: (file: string | undefined) => k8s.KubeConfig;
 }
 
 async function ensureWritable(dir: string): Promise<void> {
@@ -137,7 +148,10 @@ async function issue(args: string[], io: Io): Promise<number> {
   const durationSeconds = usageFrom(() => parseDuration(values.duration ?? ''));
   if (durationSeconds <= 0) throw new UsageError('--duration must be positive');
   const key = usageFrom(() => parseKeySpec(values.algorithm ?? ''));
-  const ca = await loadCa(await readCaDir(caDir), { now: io.now() }).catch((err: Error) => {
+  const ca = await loadCa(await readCaDir(caDir), {
+    now: io.now(),
+    trustDomain: required(values, 'trust-domain'),
+  }).catch((err: Error) => {
     throw new UsageError(`--ca ${caDir}: ${err.message}`);
   });
   await ensureWritable(out);
@@ -146,6 +160,7 @@ async function issue(args: string[], io: Io): Promise<number> {
   io.out(
     `wrote ${spiffeId} to ${out}: serial ${svid.serialNumber}, valid until ${svid.notAfter.toISOString()}`,
   );
+  for (const w of ca.warnings) io.out(`warning: --ca ${caDir}: ${w}`);
   if (svid.clampedToCa)
     io.out(`note: the lifetime was cut to the CA's expiry (${ca.notAfter.toISOString()})`);
   return 0;
@@ -239,7 +254,20 @@ export async function svidctl(
   if (command === 'ca' && sub === 'create') return caCreate(rest, io);
   if (command === 'issue') return issue(argv.slice(1), io);
   if (command === 'inspect') return inspect(argv.slice(1), io);
+  if (command === 'status' || command === 'renew') {
+    try {
+      return await (command === 'status' ? status : renew)(argv.slice(1), io);
+    } catch (err) {
+      if (err instanceof ClusterUsageError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  if (command === 'bundle') return bundleCommand(argv.slice(1), io.out).catch(asUsage);
   throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
+}
+
+function asUsage(err: unknown): never {
+  throw err instanceof BundleUsageError ? new UsageError(err.message) : err;
 }
 
 export async function main(argv: string[]): Promise<void> {

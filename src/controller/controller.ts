@@ -1,14 +1,24 @@
 // Wires the watches to the work queue and the reconciler: WorkloadIdentities (the input), the Secrets the
 // operator manages (selected by label, so no other Secret is ever cached) and the CA Secret (by name).
 import * as k8s from '@kubernetes/client-node';
-import { loadCa, PkiError, type LoadedCa } from '../pki/index.ts';
+import { loadCa, PkiError } from '../pki/index.ts';
+import { CaRotation } from './ca-rotation.ts';
 import { EventRecorder } from './events.ts';
-import { errorText, Informer, keyOf, type InformerLogger, type Source } from './informer.ts';
+import {
+  errorText,
+  Informer,
+  keyOf,
+  type InformerLogger,
+  type InformerOptions,
+  type Source,
+} from './informer.ts';
 import { RateLimiter } from './limiter.ts';
+import { Pacer } from './pacer.ts';
 import { BundleInterner, withoutManagedFields } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
+import { SecretClaims } from './secret-claims.ts';
 import { WorkQueue } from './queue.ts';
 import {
   GROUP,
@@ -27,10 +37,16 @@ export interface ControllerOptions {
   /** PEM roots added to every trust bundle (admin-configured, e.g. a CA that is about to take over). */
   extraRootsPem?: string;
   /**
-   * How long the previous CA's roots stay in every trust bundle after the CA Secret changes, so workloads
-   * that still hold SVIDs of the old CA (or have not yet seen their re-issued one) keep trusting each other.
+   * How long a written Secret takes to reach every pod (kubelet's sync, 60-90 s): a CA rotation waits this
+   * long after the last bundle got the new roots before signing with the new CA, and after the last old
+   * SVID before dropping the old roots (see ca-rotation.ts).
    */
-  caOverlapMs: number;
+  caPropagationDelayMs: number;
+  /**
+   * The longest lifetime of certificates the CA signs that no managed Secret tracks (pod certificates; 0 when
+   * the signer is off): a retiring root stays until the last of those it may have signed has expired.
+   */
+  untrackedLifetimeMs?: number;
   /** Empty: all namespaces. */
   watchNamespaces: string[];
   concurrency: number;
@@ -40,10 +56,13 @@ export interface ControllerOptions {
    */
   issuanceRate: number;
   apiQps: number;
+  /** How often every identity is re-checked besides its own schedule; 0: never. */
   resyncMs: number;
   instance: string;
   metrics: ControllerMetrics;
   log: ReconcileLogger & InformerLogger;
+  /** Watch tuning (tests shorten the watches' server-side lifetime). */
+  informer?: InformerOptions;
 }
 
 // Events are best-effort and share nothing with the Secret and status writes' budget (see events.ts).
@@ -78,13 +97,15 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private caState: CaState = { ok: false, message: 'the CA Secret has not been read yet' };
   private caVersion = '';
-  /** Roots of CAs replaced within the overlap, and when each leaves the bundles. */
-  private retiredRoots: { pem: string; until: number }[] = [];
-  private retireTimer?: NodeJS.Timeout;
-  /** The last CA that loaded, kept across a missing or broken CA Secret so a rotation still overlaps. */
-  private lastGoodCa?: LoadedCa;
+  private readonly rotation: CaRotation;
+  private readonly pacer: Pacer<string>;
+  /** Every cache listed once (the rotation only advances on complete caches). */
+  private synced = false;
+  private caRetry?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private readonly enqueuedAt = new Map<string, number>();
+  private readonly claims = new SecretClaims();
+  private readonly caListeners: (() => void)[] = [];
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -101,6 +122,7 @@ export class Controller {
             `workloadidentities${ns ? `/${ns}` : ''}`,
             identitySource(custom, ns),
             o.log,
+            o.informer,
           ),
       ),
     );
@@ -113,6 +135,7 @@ export class Controller {
             `secrets${ns ? `/${ns}` : ''}`,
             secretSource(core, ns, { labelSelector }, bundles.secret),
             o.log,
+            o.informer,
           ),
       ),
     );
@@ -121,8 +144,28 @@ export class Controller {
       'ca-secret',
       secretSource(core, o.caSecret.namespace, { fieldSelector: `metadata.name=${o.caSecret.name}` }),
       o.log,
+      o.informer,
     );
 
+    this.pacer = new Pacer<string>(o.issuanceRate, (key) => this.enqueue(key));
+    this.rotation = new CaRotation({
+      kc: o.kc,
+      caSecret: o.caSecret,
+      extraRootsPem: o.extraRootsPem,
+      trustDomain: o.policy.trustDomain,
+      propagationDelayMs: o.caPropagationDelayMs,
+      untrackedLifetimeMs: o.untrackedLifetimeMs ?? 0,
+      secrets: this.secrets,
+      identities: this.identities,
+      synced: () => this.synced,
+      log: o.log,
+    });
+    // The signing CA or the bundle moved (a rotation phase): every identity re-checks its Secret.
+    this.rotation.onChange = () => {
+      const ca = this.rotation.current();
+      if (!ca || !this.caState.ok) return;
+      this.setCaState({ ok: true, ca });
+    };
     const apiLimiter = new RateLimiter(o.apiQps, Math.ceil(o.apiQps * 1.5));
     this.events = new EventRecorder(o.kc, o.instance, {
       ratePerSecond: EVENTS_PER_SECOND,
@@ -137,8 +180,10 @@ export class Controller {
       identities: this.identities,
       secrets: this.secrets,
       ca: () => this.caState,
+      caSecret: o.caSecret,
+      claims: this.claims,
       events: this.events,
-      issuanceLimiter: new RateLimiter(o.issuanceRate),
+      pacer: this.pacer,
       apiLimiter,
       metrics: o.metrics,
       log: o.log,
@@ -162,42 +207,56 @@ export class Controller {
       informer.on((event, wi) => {
         const key = keyOf(wi);
         if (event === 'delete') {
-          this.reconciler.forget(key);
+          this.reconciler.identityDeleted(wi);
           o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
+          // Identities that shared its secretName decide again who gets the Secret.
+          for (const other of this.claims.remove(wi.metadata.namespace, wi.metadata.name))
+            this.enqueue(other);
           return;
         }
         this.reconciler.identitySeen(wi);
-        this.enqueue(key);
+        for (const other of this.claims.update(wi)) this.enqueue(other);
+        // An identity without an SVID yet goes ahead of re-checks (a CA change queues every identity), so
+        // a pod waiting for its first Secret never waits behind a backlog.
+        this.enqueue(key, !wi.status?.serialNumber);
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
-        this.reconciler.secretSeen(secret);
+        if (event === 'delete') this.reconciler.secretDeleted(secret);
+        else this.reconciler.secretSeen(secret);
         const owner = secret.metadata?.labels?.[OWNER_LABEL];
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
     }
-    this.caInformer.on(() => void this.reloadCa());
+    // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
+    this.caInformer.on(() => this.reloadCa());
   }
 
-  private enqueue(key: string): void {
+  private enqueue(key: string, first = false): void {
     if (!this.enqueuedAt.has(key)) this.enqueuedAt.set(key, Date.now());
-    this.queue.add(key);
+    this.queue.add(key, first);
     this.o.metrics.queueDepth.set(this.queue.depth);
   }
 
-  /**
-   * Reads the CA Secret from the cache, validates it, and re-queues every identity when it changed.
-   * `force` re-reads an unchanged Secret: when a retired root leaves the bundle.
-   */
+  private setCaState(next: CaState): void {
+    const changed = caStateChanged(this.caState, next);
+    this.caState = next;
+    // Every identity re-checks its SVID against the new CA; re-issuance is paced in the reconciler.
+    if (changed) for (const key of this.identities.keys()) this.enqueue(key);
+    if (changed) for (const listener of this.caListeners) listener();
+  }
+
+  /** Reads the CA Secret from the cache, validates it, and hands it to the rotation. */
   private async reloadCa(force = false): Promise<void> {
     const { namespace, name } = this.o.caSecret;
     const secret = this.caInformer.get(`${namespace}/${name}`);
     const version = secret?.metadata?.resourceVersion ?? 'absent';
     if (version === this.caVersion && !force) return;
     this.caVersion = version;
-    const now = Date.now();
-    this.retiredRoots = this.retiredRoots.filter((r) => r.until > now);
+    clearTimeout(this.caRetry);
+    const trustDomain = this.o.policy.trustDomain;
+    let warnings: string[] = [];
     let next: CaState;
     if (!secret) {
       next = {
@@ -207,57 +266,58 @@ export class Controller {
     } else {
       const data = secret.data ?? {};
       const text = (k: string) => (data[k] ? Buffer.from(data[k], 'base64').toString('utf8') : '');
+      const material = {
+        certPem: text('tls.crt'),
+        keyPem: text('tls.key'),
+        bundlePem: text('ca.crt') || undefined,
+      };
       try {
-        const material = {
-          certPem: text('tls.crt'),
-          keyPem: text('tls.key'),
-          bundlePem: text('ca.crt') || undefined,
-        };
-        const extra = () => [this.o.extraRootsPem ?? '', ...this.retiredRoots.map((r) => r.pem)].join('');
-        let ca = await loadCa(material, { extraRootsPem: extra() });
-        const previous = this.lastGoodCa;
-        if (previous && previous.fingerprint !== ca.fingerprint && this.o.caOverlapMs > 0) {
-          // The CA changed: its predecessor's own roots stay trusted for the overlap.
-          const own = await loadCa(material);
-          const oldRoots = previous.trustBundlePem
-            .split(/(?=-----BEGIN CERTIFICATE-----)/)
-            .filter((c) => c.includes('BEGIN') && !own.trustBundlePem.includes(c.trim()));
-          this.retiredRoots.push({ pem: oldRoots.join(''), until: now + this.o.caOverlapMs });
-          ca = await loadCa(material, { extraRootsPem: extra() });
-          this.o.log.info('CA rotated; the previous CA stays in trust bundles for the overlap', {
-            previous: previous.fingerprint,
-            current: ca.fingerprint,
-            overlapUntil: new Date(now + this.o.caOverlapMs).toISOString(),
+        // Validates the Secret (the extra roots too) before the rotation sees it.
+        const loaded = await loadCa(material, { extraRootsPem: this.o.extraRootsPem, trustDomain });
+        this.o.metrics.caExpiry.set(loaded.notAfter.getTime() / 1000);
+        warnings = loaded.warnings;
+        try {
+          await this.rotation.caLoaded(material);
+        } catch (err) {
+          if (err instanceof PkiError) throw err;
+          // Reading or writing the rotation state failed (the API): try again shortly.
+          this.o.log.error('CA rotation state could not be read or written; retrying', {
+            error: errorText(err),
           });
+          this.caRetry = setTimeout(() => void this.reloadCa(true), 5000);
+          this.caRetry.unref();
+          return;
         }
-        this.scheduleRetirement();
-        this.lastGoodCa = ca;
-        next = { ok: true, ca };
-        this.o.metrics.caExpiry.set(ca.notAfter.getTime() / 1000);
+        next = { ok: true, ca: this.rotation.current() ?? loaded };
       } catch (err) {
-        if (!(err instanceof PkiError)) throw err;
-        next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${err.message}` };
+        // Whatever loading throws is reported on every identity as CAUnavailable, never left unhandled.
+        const why =
+          err instanceof PkiError
+            ? err.message
+            : `it could not be read (${errorText(err).slice(0, 200)}): check that tls.crt and tls.key hold a valid CA certificate and its key`;
+        next = { ok: false, message: `the CA Secret ${namespace}/${name} is unusable: ${why}` };
       }
     }
-    const changed = caStateChanged(this.caState, next);
-    this.caState = next;
     if (next.ok)
       this.o.log.info('CA loaded', {
         ca: next.ca.subject,
         notAfter: next.ca.notAfter.toISOString(),
         sha256: next.ca.fingerprint,
+        rotationPhase: this.rotation.phase,
+        ...(warnings.length > 0 ? { warnings } : {}),
       });
     else this.o.log.error('CA unavailable', { why: next.message });
-    // Every identity re-checks its SVID against the new CA; issuance is rate-limited in the reconciler.
-    if (changed) for (const key of this.identities.keys()) this.enqueue(key);
+    this.setCaState(next);
   }
 
-  private scheduleRetirement(): void {
-    clearTimeout(this.retireTimer);
-    const next = Math.min(...this.retiredRoots.map((r) => r.until));
-    if (!Number.isFinite(next)) return;
-    this.retireTimer = setTimeout(() => void this.reloadCa(true), Math.max(0, next - Date.now()) + 10);
-    this.retireTimer.unref();
+  /** The CA and trust bundle in use now, or why there is none (the pod-certificate signer reads it). */
+  currentCa(): CaState {
+    return this.caState;
+  }
+
+  /** Called whenever the CA, its trust bundle, or why it is unusable changes. */
+  onCaChange(listener: () => void): void {
+    this.caListeners.push(listener);
   }
 
   /** Starts the watches; resolves once every cache has been listed, the CA read, and identities queued. */
@@ -269,17 +329,19 @@ export class Controller {
     // Identities last, so their first reconcile already sees every managed Secret and the CA.
     for (const i of this.identities.informers) i.start();
     await Promise.all(this.identities.informers.map((i) => i.synced));
-    this.resyncTimer = setInterval(() => {
-      for (const key of this.identities.keys()) this.enqueue(key);
-    }, this.o.resyncMs);
-    this.resyncTimer.unref();
+    this.synced = true;
+    if (this.o.resyncMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const key of this.identities.keys()) this.enqueue(key);
+      }, this.o.resyncMs);
+      this.resyncTimer.unref();
+    }
   }
 
-  /** True while every watch has heard from the API server within `withinMs`. */
+  /** True while every watch is alive: its stream is open, or it heard from the API server within `withinMs`. */
   healthy(withinMs: number): boolean {
-    const now = Date.now();
-    return [this.caInformer, ...this.secrets.informers, ...this.identities.informers].every(
-      (i) => now - i.lastContact < withinMs,
+    return [this.caInformer, ...this.secrets.informers, ...this.identities.informers].every((i) =>
+      i.alive(withinMs),
     );
   }
 
@@ -289,8 +351,10 @@ export class Controller {
 
   stop(): void {
     clearInterval(this.resyncTimer);
-    clearTimeout(this.retireTimer);
+    clearTimeout(this.caRetry);
+    this.rotation.stop();
     this.queue.stop();
+    this.pacer.stop();
     this.events.stop();
     this.caInformer.stop();
     for (const i of [...this.secrets.informers, ...this.identities.informers]) i.stop();
@@ -310,21 +374,21 @@ function caStateChanged(before: CaState, after: CaState): boolean {
 
 export function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
   return {
-    async list() {
+    async list({ limit, continue: token }) {
+      const page = { group: GROUP, version: VERSION, plural: PLURAL, limit, _continue: token };
       const res = (
         namespace
-          ? await custom.listNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              namespace,
-              plural: PLURAL,
-            })
-          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+          ? await custom.listNamespacedCustomObject({ ...page, namespace })
+          : await custom.listClusterCustomObject(page)
       ) as {
         items: WorkloadIdentity[];
-        metadata: { resourceVersion: string };
+        metadata: { resourceVersion: string; continue?: string };
       };
-      return { items: res.items, resourceVersion: res.metadata.resourceVersion };
+      return {
+        items: res.items,
+        resourceVersion: res.metadata.resourceVersion,
+        continue: res.metadata.continue,
+      };
     },
     watchPath: namespace
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
@@ -341,11 +405,16 @@ function secretSource(
   transform: (secret: k8s.V1Secret) => k8s.V1Secret = withoutManagedFields,
 ): Source<k8s.V1Secret> {
   return {
-    async list() {
+    async list({ limit, continue: token }) {
+      const page = { ...selectors, limit, _continue: token };
       const res = namespace
-        ? await core.listNamespacedSecret({ namespace, ...selectors })
-        : await core.listSecretForAllNamespaces(selectors);
-      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
+        ? await core.listNamespacedSecret({ namespace, ...page })
+        : await core.listSecretForAllNamespaces(page);
+      return {
+        items: res.items,
+        resourceVersion: res.metadata?.resourceVersion ?? '',
+        continue: res.metadata?._continue,
+      };
     },
     watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
     query: Object.fromEntries(Object.entries(selectors).filter(([, v]) => v !== undefined)) as Record<

@@ -42,6 +42,28 @@ export class EventRecorder {
   }
 
   record(wi: WorkloadIdentity, type: 'Normal' | 'Warning', reason: EventReason, message: string): void {
+    this.recordFor(
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: wi.metadata.name,
+        namespace: wi.metadata.namespace,
+        uid: wi.metadata.uid,
+        resourceVersion: wi.metadata.resourceVersion,
+      },
+      type,
+      reason,
+      message,
+    );
+  }
+
+  /** An event on any namespaced object (the pod-certificate signer's PodCertificateRequests). */
+  recordFor(
+    object: k8s.V1ObjectReference,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): void {
     if (this.stopped) return;
     if (this.queue.length >= this.o.backlog) {
       const normal = type === 'Warning' ? this.queue.findIndex((e) => e.type === 'Normal') : -1;
@@ -52,17 +74,10 @@ export class EventRecorder {
     const now = new Date();
     this.queue.push({
       metadata: {
-        name: `${wi.metadata.name}.${randomBytes(8).toString('hex')}`,
-        namespace: wi.metadata.namespace,
+        name: `${object.name}.${randomBytes(8).toString('hex')}`,
+        namespace: object.namespace,
       },
-      involvedObject: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        name: wi.metadata.name,
-        namespace: wi.metadata.namespace,
-        uid: wi.metadata.uid,
-        resourceVersion: wi.metadata.resourceVersion,
-      },
+      involvedObject: object,
       type,
       reason,
       message: message.slice(0, 1024),

@@ -1,9 +1,11 @@
 // What one reconcile should do, decided without I/O: from the WorkloadIdentity, the current CA (or why
 // there is none), the Secret as read, and the clock.
+import { X509Certificate } from 'node:crypto';
 import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid } from '../pki/index.ts';
 import { checkDnsNames } from '../policy/index.ts';
 import { resolveLifetime, type DurationBounds } from '../renewal/index.ts';
 import { buildSpiffeId } from '../spiffe/index.ts';
+import { ANNOTATION_RENEW_REQUEST, pendingRenewRequest } from './renew-request.ts';
 import type { FailureReason, WorkloadIdentity } from './types.ts';
 
 export interface IdentityPolicy {
@@ -25,12 +27,23 @@ export interface Desired {
   key: KeySpec;
   durationSeconds: number;
   renewBeforeSeconds: number;
+  /** renewBefore was moved into the operator's bounds: how, for the status. */
+  adjusted?: string;
 }
 
 export type Plan =
   | { action: 'fail'; reason: FailureReason; message: string; spiffeId?: string }
   | {
       action: 'keep';
+      desired: Desired;
+      renewalTime: Date;
+      serialNumber: string;
+      notBefore: Date;
+      notAfter: Date;
+    }
+  | {
+      /** Only the trust bundle changed (a CA rotation): rewrite ca.crt, keep the certificate and its key. */
+      action: 'rebundle';
       desired: Desired;
       renewalTime: Date;
       serialNumber: string;
@@ -98,18 +111,62 @@ export function plan(
   if (secret.kind === 'absent') {
     return { action: 'issue', desired, cause: 'Missing', message: 'the Secret does not exist', create: true };
   }
-  const decision = verifySvid(secret.svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now });
+  // The bundle is compared apart from the certificate, so that a bundle-only change (a CA rotation's first
+  // and last phases) rewrites ca.crt alone instead of issuing a new certificate and key.
+  const bundleStale = secret.svid.bundlePem !== ca.ca.trustBundlePem;
+  const svid = bundleStale ? { ...secret.svid, bundlePem: ca.ca.trustBundlePem } : secret.svid;
+  const decision = verifySvid(svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now });
   if (decision.action === 'issue') {
-    return { action: 'issue', desired, cause: decision.reason, message: decision.message, create: false };
+    const clamped =
+      decision.reason === 'Expiring' ? clampedNotAfter(svid.certChainPem, ca.ca.notAfter, now) : undefined;
+    if (!clamped) {
+      return { action: 'issue', desired, cause: decision.reason, message: decision.message, create: false };
+    }
+    // Cut to the CA's expiry: a new SVID from the same CA would end at the same instant, so re-issuing now
+    // only loops. It stays until the CA changes (a new CA re-issues it at once) or it expires.
+    const leaf = new X509Certificate(svid.certChainPem as string);
+    const kept = {
+      desired,
+      renewalTime: clamped,
+      serialNumber: leaf.serialNumber.toLowerCase(),
+      notBefore: new Date(leaf.validFrom),
+      notAfter: clamped,
+    };
+    return bundleStale ? { action: 'rebundle', ...kept } : { action: 'keep', ...kept };
   }
-  return {
-    action: 'keep',
+  const requested = pendingRenewRequest(wi);
+  if (requested !== undefined) {
+    return {
+      action: 'issue',
+      desired,
+      cause: 'RenewRequested',
+      message: `a re-issue was requested with the annotation ${ANNOTATION_RENEW_REQUEST}=${JSON.stringify(requested.slice(0, 64))}${requested.length > 64 ? '…' : ''}`,
+      create: false,
+    };
+  }
+  const kept = {
     desired,
     renewalTime: decision.renewalTime,
     serialNumber: decision.serialNumber,
     notBefore: decision.notBefore,
     notAfter: decision.notAfter,
   };
+  return bundleStale ? { action: 'rebundle', ...kept } : { action: 'keep', ...kept };
+}
+
+/** The leaf's notAfter when it equals the CA's (the lifetime was cut to it) and is still ahead. */
+function clampedNotAfter(chainPem: string | undefined, caNotAfter: Date, now: Date): Date | undefined {
+  if (!chainPem) return undefined;
+  const notAfter = new Date(new X509Certificate(chainPem).validTo);
+  return notAfter.getTime() === caNotAfter.getTime() && notAfter > now ? notAfter : undefined;
+}
+
+/**
+ * When status says renewal is due for an SVID just issued: its renewal time, unless its lifetime was cut to
+ * the CA's expiry and that time has already passed; then it is kept until it expires (see plan()).
+ */
+export function scheduledRenewal(renewal: Date, notAfter: Date, clampedToCa: boolean, now: Date): Date {
+  return clampedToCa && renewal <= now ? notAfter : renewal;
 }
 
 // Re-issuance causes that leave the workload a working SVID meanwhile: only the CA or the clock moved.
@@ -119,9 +176,17 @@ const PACEABLE: ReadonlySet<string> = new Set(['WrongIssuer', 'BundleChanged', '
  * Whether an issuance waits for the --issuance-rate budget. A workload that still holds a valid SVID can
  * wait its turn, which keeps a CA change from flooding the API server; a missing, broken or outdated SVID
  * keeps a pod from starting or from talking, so it is issued at once (the API QPS limit still bounds it).
+ * Neither does an SVID close to expiry wait (less than half its renewBefore left): pacing must never be
+ * what lets it expire.
  */
-export function isPaced(cause: string, currentNotAfter: Date | undefined, now: Date): boolean {
-  return PACEABLE.has(cause) && currentNotAfter !== undefined && currentNotAfter > now;
+export function isPaced(
+  cause: string,
+  currentNotAfter: Date | undefined,
+  now: Date,
+  renewBeforeSeconds = 0,
+): boolean {
+  if (!PACEABLE.has(cause) || currentNotAfter === undefined) return false;
+  return currentNotAfter.getTime() - now.getTime() > (renewBeforeSeconds * 1000) / 2;
 }
 
 /**

@@ -16,6 +16,8 @@ export class WorkQueue {
   private readonly opts: QueueOptions;
   private readonly handler: (key: string) => Promise<HandlerResult>;
   private readonly queue: string[] = [];
+  /** Keys added as urgent: served before `queue`. */
+  private readonly urgent: string[] = [];
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirtyWhileProcessing = new Set<string>();
@@ -38,22 +40,30 @@ export class WorkQueue {
 
   /** Keys waiting to run (not counting those running or scheduled for later). */
   get depth(): number {
-    return this.queue.length;
+    return this.queue.length + this.urgent.length;
   }
 
   get scheduled(): number {
     return this.timers.size;
   }
 
-  add(key: string): void {
+  /** Queues `key`; an `urgent` one runs before every non-urgent key waiting (e.g. a first issuance). */
+  add(key: string, urgent = false): void {
     if (this.stopped) return;
     if (this.processing.has(key)) {
       this.dirtyWhileProcessing.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      if (urgent && !this.urgent.includes(key)) {
+        const i = this.queue.indexOf(key);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.urgent.push(key);
+      }
+      return;
+    }
     this.queued.add(key);
-    this.queue.push(key);
+    (urgent ? this.urgent : this.queue).push(key);
     this.pump();
   }
 
@@ -91,7 +101,7 @@ export class WorkQueue {
 
   /** Resolves when nothing is queued or running (scheduled keys do not count). */
   idle(): Promise<void> {
-    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    if (this.depth === 0 && this.running === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -100,18 +110,19 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.queue.length = 0;
+    this.urgent.length = 0;
     this.queued.clear();
   }
 
   private pump(): void {
-    while (!this.stopped && this.running < this.opts.concurrency && this.queue.length > 0) {
-      const key = this.queue.shift() as string;
+    while (!this.stopped && this.running < this.opts.concurrency && this.depth > 0) {
+      const key = (this.urgent.length > 0 ? this.urgent.shift() : this.queue.shift()) as string;
       this.queued.delete(key);
       this.processing.add(key);
       this.running++;
       void this.process(key);
     }
-    if (this.queue.length === 0 && this.running === 0) {
+    if (this.depth === 0 && this.running === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();

@@ -4,13 +4,25 @@ import * as k8s from '@kubernetes/client-node';
 import { issueSvid, type IssuedSvid } from '../pki/index.ts';
 import { renewalTime } from '../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
-import { fresher } from './fresher.ts';
-import { withoutManagedFields } from './slim.ts';
+import { ownershipDecision } from './ownership.ts';
+import type { SecretClaims } from './secret-claims.ts';
+import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
+import { WriteMemory } from './write-memory.ts';
 import type { RateLimiter } from './limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { isPaced, plan, retryDelayMs, type CaState, type IdentityPolicy, type Plan } from './plan.ts';
+import type { Pacer } from './pacer.ts';
+import {
+  isPaced,
+  plan,
+  retryDelayMs,
+  scheduledRenewal,
+  type CaState,
+  type IdentityPolicy,
+  type Plan,
+} from './plan.ts';
 import type { HandlerResult } from './queue.ts';
-import { buildSecret, secretState } from './secret.ts';
+import { handledRenewRequest } from './renew-request.ts';
+import { buildSecret, secretPatch, secretState } from './secret.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
 import { GROUP, PLURAL, VERSION, type WorkloadIdentity, type WorkloadIdentityStatus } from './types.ts';
 
@@ -30,8 +42,13 @@ export interface ReconcilerDeps {
   identities: Lookup<WorkloadIdentity>;
   secrets: Lookup<k8s.V1Secret>;
   ca: () => CaState;
+  /** The operator's CA Secret: no identity may target it. */
+  caSecret: { namespace: string; name: string };
+  /** Which identities name which Secret (the oldest wins). */
+  claims: SecretClaims;
   events: EventRecorder;
-  issuanceLimiter: RateLimiter;
+  /** Paces re-issuance of still-valid SVIDs (see pacer.ts): it re-queues a key when its turn comes. */
+  pacer: Pacer<string>;
   apiLimiter: RateLimiter;
   metrics: ControllerMetrics;
   log: ReconcileLogger;
@@ -45,9 +62,9 @@ export class Reconciler {
   private readonly d: ReconcilerDeps;
   private readonly core: k8s.CoreV1Api;
   private readonly custom: k8s.CustomObjectsApi;
-  // The operator's own latest writes, newer than the caches until the watch catches up (see fresher.ts).
-  private readonly writtenSecrets = new Map<string, k8s.V1Secret>();
-  private readonly writtenIdentities = new Map<string, WorkloadIdentity>();
+  // The operator's own latest writes, newer than the caches until the watch catches up (write-memory.ts).
+  private readonly writtenSecrets: WriteMemory<k8s.V1Secret>;
+  private readonly writtenIdentities: WriteMemory<WorkloadIdentity>;
   private readonly failures = new Map<string, number>();
   // Secrets whose name a create found taken although the cache does not hold them: read before deciding.
   private readonly mustRead = new Set<string>();
@@ -56,6 +73,8 @@ export class Reconciler {
     this.d = deps;
     this.core = deps.kc.makeApiClient(k8s.CoreV1Api);
     this.custom = deps.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.writtenSecrets = new WriteMemory(deps.secrets);
+    this.writtenIdentities = new WriteMemory(deps.identities);
   }
 
   private now(): Date {
@@ -64,53 +83,35 @@ export class Reconciler {
 
   /** Called when an identity is deleted: its Secret is left to garbage collection via the ownerReference. */
   forget(key: string): void {
-    this.writtenIdentities.delete(key);
+    this.d.pacer.cancel(key);
+    this.writtenIdentities.forget(key);
     this.failures.delete(key);
   }
 
-  /**
-   * The watch delivered a managed Secret (changed or deleted). A remembered write that is not newer than
-   * it has been caught up with, or was deleted after it was made: drop it, so the cache alone answers (and
-   * the remembered copies do not double the memory the caches take).
-   */
+  /** The watch delivered an identity's deletion: no remembered status write may bring it back. */
+  identityDeleted(wi: WorkloadIdentity): void {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    this.writtenIdentities.deleted(key, wi);
+    this.forget(key);
+  }
+
+  /** The watch delivered a managed Secret's deletion: no remembered write may answer for it again. */
+  secretDeleted(secret: k8s.V1Secret): void {
+    this.writtenSecrets.deleted(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+  }
+
+  /** The watch delivered a managed Secret: a remembered write it has caught up with is dropped. */
   secretSeen(secret: k8s.V1Secret): void {
-    Reconciler.dropCaughtUp(
-      this.writtenSecrets,
-      `${secret.metadata?.namespace}/${secret.metadata?.name}`,
-      secret,
-    );
+    this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
   identitySeen(wi: WorkloadIdentity): void {
-    Reconciler.dropCaughtUp(this.writtenIdentities, `${wi.metadata.namespace}/${wi.metadata.name}`, wi);
-  }
-
-  private static dropCaughtUp<T extends k8s.V1Secret | WorkloadIdentity>(
-    written: Map<string, T>,
-    key: string,
-    seen: T,
-  ): void {
-    const mine = written.get(key);
-    if (mine && fresher(seen, mine) !== mine) written.delete(key);
-  }
-
-  /**
-   * Keeps a copy of a write until the watch delivers it, unless it already has: the watch event can arrive
-   * before the write's own response, and a copy kept then would never be dropped.
-   */
-  private remember<T extends k8s.V1Secret | WorkloadIdentity>(
-    written: Map<string, T>,
-    cache: Lookup<T>,
-    key: string,
-    obj: T,
-  ): void {
-    if (fresher(cache.get(key), obj) === obj) written.set(key, withoutManagedFields(obj));
-    else written.delete(key);
+    this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
   }
 
   async reconcile(key: string): Promise<HandlerResult> {
-    const wi = fresher(this.d.identities.get(key), this.writtenIdentities.get(key));
+    const wi = this.writtenIdentities.get(key);
     if (!wi || wi.metadata.deletionTimestamp) {
       this.forget(key);
       return;
@@ -118,11 +119,28 @@ export class Reconciler {
     const secretKey = `${wi.metadata.namespace}/${wi.spec.secretName}`;
     const secret = await this.readSecret(secretKey, wi);
     const now = this.now();
-    const p = plan(wi, this.d.policy, this.d.ca(), secretState(secret, wi), now);
+    const own = ownershipDecision({ wi, secret, caSecret: this.d.caSecret, claims: this.d.claims });
+    // A Secret to take over is planned as if absent (its SVID is another identity's), then updated in place.
+    const state =
+      own.kind === 'rewrite' && own.cause === 'OwnerChanged'
+        ? { kind: 'absent' as const }
+        : secretState(secret, wi);
+    let p = plan(wi, this.d.policy, this.d.ca(), state, now);
+    // A spec that can never be issued is reported as such first: the user has to fix it either way.
+    const specProblem = p.action === 'fail' && (p.reason === 'InvalidSpec' || p.reason === 'PolicyViolation');
+    if (own.kind === 'conflict' && !specProblem) {
+      const spiffeId = p.action === 'fail' ? p.spiffeId : p.desired.spiffeId;
+      p = { action: 'fail', reason: 'SecretConflict', message: own.message, spiffeId };
+    } else if (own.kind === 'rewrite' && p.action !== 'fail') {
+      p = { action: 'issue', desired: p.desired, cause: own.cause, message: own.message, create: false };
+    }
     switch (p.action) {
       case 'fail':
         return this.reportFailure(wi, p);
+      case 'rebundle':
+        return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
       case 'keep':
+        this.d.pacer.cancel(key);
         this.failures.delete(key);
         await this.writeStatus(
           wi,
@@ -135,7 +153,7 @@ export class Reconciler {
   }
 
   private async readSecret(secretKey: string, wi: WorkloadIdentity): Promise<k8s.V1Secret | undefined> {
-    const cached = fresher(this.d.secrets.get(secretKey), this.writtenSecrets.get(secretKey));
+    const cached = this.writtenSecrets.get(secretKey);
     if (cached) return cached;
     // Not among the Secrets the operator manages. One with this name may still exist and belong to someone
     // else, but a create never replaces anything, so it is read only after a create found the name taken:
@@ -158,7 +176,7 @@ export class Reconciler {
 
   private readyStatus(
     wi: WorkloadIdentity,
-    p: Extract<Plan, { action: 'keep' | 'issue' }>,
+    p: Extract<Plan, { action: 'keep' | 'rebundle' | 'issue' }>,
     serialNumber: string,
     notBefore: Date,
     notAfter: Date,
@@ -169,7 +187,7 @@ export class Reconciler {
     const old = wi.status ?? {};
     const condition = old.conditions?.find((c) => c.type === 'Ready');
     // A kept SVID keeps the reason and message it was issued with, so a restart writes nothing.
-    const keepMessage = p.action === 'keep' && condition?.status === 'True';
+    const keepMessage = p.action !== 'issue' && condition?.status === 'True';
     return {
       spiffeID: p.desired.spiffeId,
       serialNumber,
@@ -180,13 +198,15 @@ export class Reconciler {
       observedGeneration: wi.metadata.generation,
       failedIssuanceAttempts: 0,
       lastFailureTime: old.lastFailureTime,
+      // An issuance answers any pending renew request (svidctl renew); a kept SVID keeps the record.
+      lastRenewRequest: p.action === 'issue' ? handledRenewRequest(wi) : old.lastRenewRequest,
       conditions: readyCondition(
         old.conditions,
         'True',
         keepMessage ? condition.reason : reason,
         keepMessage
           ? condition.message
-          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}`,
+          : `SVID ${serialNumber} valid until ${rfc3339(notAfter)}, renewal at ${rfc3339(renewal)}${p.desired.adjusted ? `; ${p.desired.adjusted}` : ''}`,
         wi.metadata.generation,
         this.now(),
       ),
@@ -203,7 +223,7 @@ export class Reconciler {
     const state = this.d.ca();
     if (!state.ok) return;
     const current = wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined;
-    if (isPaced(p.cause, current, this.now())) await this.d.issuanceLimiter.take();
+    if (!this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
     const started = performance.now();
     let svid: IssuedSvid;
     let written: k8s.V1Secret;
@@ -215,15 +235,9 @@ export class Reconciler {
         key: p.desired.key,
         now: this.now(),
       });
-      const body = buildSecret(wi, svid, state.ca.fingerprint, p.create ? undefined : existing);
-      await this.d.apiLimiter.take();
       written = p.create
-        ? await this.core.createNamespacedSecret({ namespace: wi.metadata.namespace, body })
-        : await this.core.replaceNamespacedSecret({
-            name: wi.spec.secretName,
-            namespace: wi.metadata.namespace,
-            body,
-          });
+        ? await this.createSecret(wi, buildSecret(wi, svid, state.ca.fingerprint, undefined))
+        : await this.patchSecret(wi, svid, state.ca.fingerprint, existing, p.cause);
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
       const conflict = err instanceof k8s.ApiException && err.code === 409;
@@ -237,18 +251,23 @@ export class Reconciler {
       this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
       // A 409 means the Secret changed under us: the next attempt re-reads it.
       if (conflict) {
-        this.writtenSecrets.delete(secretKey);
+        this.writtenSecrets.forget(secretKey);
         throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
       }
       return this.reportIssuanceFailure(wi, err);
     }
-    this.remember(this.writtenSecrets, this.d.secrets, secretKey, written);
+    this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
     this.failures.delete(key);
     this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
     this.d.metrics.issuanceSeconds.observe({ result: 'success' }, (performance.now() - started) / 1000);
     const first = !wi.status?.serialNumber;
     // The same formula verifySvid applies on the next reconcile, so the written renewalTime matches it.
-    const renewal = renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid);
+    const renewal = scheduledRenewal(
+      renewalTime(svid.notAfter, p.desired.renewBeforeSeconds, wi.metadata.uid),
+      svid.notAfter,
+      svid.clampedToCa,
+      this.now(),
+    );
     const reason = first ? 'Issued' : 'Renewed';
     const status = this.readyStatus(
       wi,
@@ -280,6 +299,107 @@ export class Reconciler {
       `${reason} SVID ${svid.serialNumber} for ${svid.spiffeId}, valid until ${rfc3339(svid.notAfter)} (${p.message})`,
     );
     return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
+  }
+
+  private async createSecret(wi: WorkloadIdentity, body: k8s.V1Secret): Promise<k8s.V1Secret> {
+    await this.d.apiLimiter.take();
+    return this.core.createNamespacedSecret({ namespace: wi.metadata.namespace, body });
+  }
+
+  /**
+   * Updates an existing Secret with a patch of only the fields the operator owns, conditional on the
+   * resourceVersion it was read at. A tampered Secret is read again first: the cache keeps no extra data
+   * keys, so their names come from the API server, to be removed.
+   */
+  private async patchSecret(
+    wi: WorkloadIdentity,
+    svid: IssuedSvid,
+    caFingerprint: string,
+    existing: k8s.V1Secret | undefined,
+    cause: string,
+  ): Promise<k8s.V1Secret> {
+    let base = existing;
+    if (cause === 'Tampered') {
+      await this.d.apiLimiter.take();
+      base = await this.core.readNamespacedSecret({
+        name: wi.spec.secretName,
+        namespace: wi.metadata.namespace,
+      });
+    }
+    const controller = base?.metadata?.ownerReferences?.find((r) => r.controller);
+    const body = secretPatch(wi, svid, caFingerprint, base?.metadata?.resourceVersion, {
+      removeKeys: Object.keys(base?.data ?? {}).filter((k) => !SVID_DATA_KEYS.includes(k)),
+      previousController: controller?.uid,
+    });
+    await this.d.apiLimiter.take();
+    return this.core.patchNamespacedSecret(
+      { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    );
+  }
+
+  /**
+   * Whether a re-issue may run now. A paced one that has no token yet waits in the pacer (deadline order:
+   * the SVID's notAfter; round robin between namespaces) and this reconcile ends, freeing the worker; the
+   * pacer queues the key again when its turn comes.
+   */
+  private admitted(
+    wi: WorkloadIdentity,
+    cause: string,
+    notAfter: Date | undefined,
+    renewBeforeSeconds: number,
+  ): boolean {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    if (!isPaced(cause, notAfter, this.now(), renewBeforeSeconds)) {
+      this.d.pacer.cancel(key);
+      return true;
+    }
+    return this.d.pacer.admit(key, wi.metadata.namespace, (notAfter as Date).getTime());
+  }
+
+  /** Writes the current trust bundle into ca.crt and nothing else: same certificate, same key, no status. */
+  private async rebundle(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'rebundle' }>,
+    existing: k8s.V1Secret,
+    secretKey: string,
+  ): Promise<HandlerResult> {
+    const state = this.d.ca();
+    if (!state.ok) return;
+    if (!this.admitted(wi, 'BundleChanged', p.notAfter, p.desired.renewBeforeSeconds)) return;
+    // ca.crt alone, conditional on the version the decision was made from (a patch, like every write of a
+    // managed Secret: other tools' metadata stays).
+    const body = {
+      metadata: { resourceVersion: existing.metadata?.resourceVersion },
+      data: { 'ca.crt': Buffer.from(state.ca.trustBundlePem).toString('base64') },
+    };
+    let written: k8s.V1Secret;
+    try {
+      await this.d.apiLimiter.take();
+      written = await this.core.patchNamespacedSecret(
+        { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+      );
+      this.d.metrics.apiWrites.inc({ kind: 'secret' });
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 409) {
+        this.writtenSecrets.forget(secretKey);
+        throw new Error(`Secret ${secretKey} changed while its bundle was being written; retrying`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
+    this.d.log.info('trust bundle updated', {
+      identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
+      serial: p.serialNumber,
+    });
+    await this.writeStatus(
+      wi,
+      this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+    );
+    return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
   }
 
   private async reportFailure(
@@ -373,12 +493,7 @@ export class Reconciler {
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     )) as WorkloadIdentity;
     this.d.metrics.apiWrites.inc({ kind: 'status' });
-    this.remember(
-      this.writtenIdentities,
-      this.d.identities,
-      `${wi.metadata.namespace}/${wi.metadata.name}`,
-      updated,
-    );
+    this.writtenIdentities.wrote(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
   }
 }
 

@@ -87,3 +87,38 @@ export function buildSecret(
     },
   };
 }
+
+/**
+ * A strategic merge patch that writes only what the operator owns on an existing Secret: its labels and
+ * annotations (and the template's), its controller ownerReference, and the three SVID data keys. Labels,
+ * annotations and ownerReferences other tools added are kept (a full replace dropped them). The
+ * resourceVersion makes it conditional: a Secret changed since it was read fails with 409. `removeKeys`
+ * are data keys to delete (tampering); `previousController` is the UID of another identity's controller
+ * reference to drop when the Secret is taken over.
+ */
+export function secretPatch(
+  wi: WorkloadIdentity,
+  svid: IssuedSvid,
+  caFingerprint: string,
+  resourceVersion: string | undefined,
+  opts: { removeKeys?: readonly string[]; previousController?: string } = {},
+): Record<string, unknown> {
+  const full = buildSecret(wi, svid, caFingerprint, undefined);
+  const data: Record<string, string | null> = { ...full.data };
+  for (const key of opts.removeKeys ?? []) if (!(key in data)) data[key] = null;
+  const ownerReferences: Record<string, unknown>[] = [...(full.metadata?.ownerReferences ?? [])].map((r) => ({
+    ...r,
+  }));
+  if (opts.previousController && opts.previousController !== wi.metadata.uid) {
+    ownerReferences.push({ uid: opts.previousController, $patch: 'delete' });
+  }
+  return {
+    metadata: {
+      resourceVersion,
+      labels: full.metadata?.labels,
+      annotations: full.metadata?.annotations,
+      ownerReferences,
+    },
+    data,
+  };
+}

@@ -31,6 +31,7 @@ export class BundleInterner {
 
   secret = (secret: k8s.V1Secret): k8s.V1Secret => {
     withoutManagedFields(secret);
+    withOnlySvidData(secret);
     const bundle = secret.data?.['ca.crt'];
     if (!bundle || !secret.data) return secret;
     const shared = this.seen.get(bundle);
@@ -42,4 +43,31 @@ export class BundleInterner {
     if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string);
     return secret;
   };
+}
+
+/** The data keys an SVID Secret holds; nothing else in a managed Secret is kept in memory. */
+export const SVID_DATA_KEYS: readonly string[] = ['tls.crt', 'tls.key', 'ca.crt'];
+
+const extraKeys = new WeakMap<object, number>();
+
+/**
+ * Keeps only the SVID's data keys (what verification needs) and records how many others there were. A
+ * tenant who pads its managed Secrets with extra keys (up to the API server's 1 MiB per Secret) cannot
+ * make the operator hold them; the count marks the Secret as tampered with.
+ */
+export function withOnlySvidData(secret: k8s.V1Secret): k8s.V1Secret {
+  const data = secret.data;
+  if (!data) return secret;
+  const kept = Object.entries(data).filter(([key]) => SVID_DATA_KEYS.includes(key));
+  const extra = Object.keys(data).length - kept.length;
+  if (extra > 0) {
+    secret.data = Object.fromEntries(kept);
+    extraKeys.set(secret, extra);
+  }
+  return secret;
+}
+
+/** How many data keys besides the SVID's a cached Secret had (0 for one never trimmed). */
+export function extraDataKeys(secret: k8s.V1Secret): number {
+  return extraKeys.get(secret) ?? 0;
 }

@@ -45,6 +45,8 @@ export interface WorkloadIdentityStatus {
   observedGeneration?: number;
   failedIssuanceAttempts?: number;
   lastFailureTime?: string;
+  /** The renew-request annotation value last honoured (see renew-request.ts). */
+  lastRenewRequest?: string;
   conditions?: Condition[];
 }
 
@@ -55,9 +57,11 @@ export interface WorkloadIdentity {
     name: string;
     namespace: string;
     uid: string;
+    creationTimestamp?: string;
     generation?: number;
     resourceVersion?: string;
     deletionTimestamp?: string;
+    annotations?: Record<string, string>;
   };
   spec: WorkloadIdentitySpec;
   status?: WorkloadIdentityStatus;

@@ -23,14 +23,30 @@ export interface OperatorConfig {
   issuanceRate: number;
   resyncSeconds: number;
   extraTrustRootsFile?: string;
-  caOverlapSeconds: number;
+  caPropagationDelaySeconds: number;
+  minRenewBeforeSeconds: number;
   logLevel: string;
+  /** Create a self-signed development CA in the --ca-secret Secret when it does not exist. */
+  bootstrapDevCa: boolean;
+  bootstrapDevCaValiditySeconds: number;
+  /** Pod certificates (src/podcert): off unless --pod-certificate-signer=true. */
+  podCertificates: PodCertificateConfig;
+}
+
+export interface PodCertificateConfig {
+  enabled: boolean;
+  durationSeconds: number;
+  namespaces: string[];
 }
 
 export class ConfigError extends Error {}
 
-/** Each option: its flag, its environment variable, and its default. */
-const OPTIONS = {
+/**
+ * Each option: its flag, its environment variable, and its default. The Helm chart sets every one of them
+ * from a value (a chart test renders the chart and checks that each flag here is among the arguments):
+ * a new flag needs a value in charts/svid-operator/values.yaml, values.schema.json and the Deployment.
+ */
+export const OPTIONS = {
   'trust-domain': { env: 'SVID_TRUST_DOMAIN', default: undefined },
   'ca-secret': { env: 'SVID_CA_SECRET', default: undefined },
   'cluster-domain': { env: 'SVID_CLUSTER_DOMAIN', default: 'cluster.local' },
@@ -48,8 +64,15 @@ const OPTIONS = {
   'issuance-rate': { env: 'SVID_ISSUANCE_RATE', default: '10' },
   'resync-period': { env: 'SVID_RESYNC_PERIOD', default: '10m' },
   'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
-  'ca-overlap': { env: 'SVID_CA_OVERLAP', default: '1h' },
+  'ca-propagation-delay': { env: 'SVID_CA_PROPAGATION_DELAY', default: '2m' },
+  'min-renew-before': { env: 'SVID_MIN_RENEW_BEFORE', default: '1m' },
   'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
+  'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
+  'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
+  // Pod certificates (KEP-4317); see src/podcert.
+  'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
+  'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
+  'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },
 } as const;
 
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
@@ -61,6 +84,11 @@ ${Object.entries(OPTIONS)
   .join('\n')}`;
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  if (argv.some((a) => a === '--ca-overlap' || a.startsWith('--ca-overlap=')) || env.SVID_CA_OVERLAP) {
+    throw new ConfigError(
+      '--ca-overlap (SVID_CA_OVERLAP) was replaced by --ca-propagation-delay: a CA rotation now runs in phases (bundles first, then signing, then the old root leaves after its last SVID expired), see the README section "Rotating the CA"',
+    );
+  }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     values = parseArgs({
@@ -103,6 +131,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     return n;
   };
 
+  // 0 turns the resync off; anything else re-checks every identity that often, so it must not be tiny.
+  const resyncPeriod = (): number => {
+    const seconds = duration('resync-period');
+    if (seconds > 0 && seconds < 60) {
+      problems.push(
+        `--resync-period must be 0 (off) or at least 1m, not "${get('resync-period')}": every resync re-checks every identity`,
+      );
+    }
+    return seconds;
+  };
+
   const trustDomain = get('trust-domain') ?? '';
   if (!trustDomain) problems.push('--trust-domain is required (the SPIFFE trust domain, e.g. example.org)');
   else {
@@ -129,10 +168,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   if (!['true', 'false'].includes(leaderText))
     problems.push(`--leader-elect must be true or false, not "${leaderText}"`);
   const leaderElect = leaderText === 'true';
+  const bootstrapText = get('bootstrap-dev-ca') ?? 'false';
+  if (!['true', 'false'].includes(bootstrapText))
+    problems.push(`--bootstrap-dev-ca must be true or false, not "${bootstrapText}"`);
+  const bootstrapDevCaValiditySeconds = duration('bootstrap-dev-ca-validity');
+  if (bootstrapDevCaValiditySeconds > 0 && bootstrapDevCaValiditySeconds < 3600)
+    problems.push('--bootstrap-dev-ca-validity must be at least 1h');
   const leaderElectionNamespace = get('leader-election-namespace') ?? caNs ?? '';
   const logLevel = get('log-level') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel))
     problems.push(`--log-level must be error, warn, info or debug`);
+  const podCertificates = podCertificateConfig(get, list, duration, problems);
   const config: OperatorConfig = {
     trustDomain,
     caSecret: { namespace: caNs ?? '', name: caName ?? '' },
@@ -149,11 +195,21 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     concurrency: number('concurrency', 1),
     apiQps: number('api-qps', 1),
     issuanceRate: number('issuance-rate', 0.1),
-    resyncSeconds: duration('resync-period'),
+    resyncSeconds: resyncPeriod(),
     extraTrustRootsFile: get('extra-trust-roots'),
-    caOverlapSeconds: duration('ca-overlap'),
+    caPropagationDelaySeconds: duration('ca-propagation-delay'),
+    minRenewBeforeSeconds: duration('min-renew-before'),
     logLevel,
+    bootstrapDevCa: bootstrapText === 'true',
+    bootstrapDevCaValiditySeconds,
+    podCertificates,
   };
+  if (config.caPropagationDelaySeconds <= 0 && !problems.some((p) => p.startsWith('--ca-propagation-delay')))
+    problems.push(
+      '--ca-propagation-delay must be positive, and longer than kubelet takes to update a mounted Secret (60-90 s; default 2m)',
+    );
+  if (config.minRenewBeforeSeconds <= 0 && !problems.some((p) => p.startsWith('--min-renew-before')))
+    problems.push('--min-renew-before must be positive (default 1m)');
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;
 }
@@ -167,4 +223,54 @@ export function parseBindAddress(text: string): { host: string; port: number } |
     throw new ConfigError(`bind address "${text}" must be HOST:PORT, :PORT or 0 (disabled)`);
   }
   return { host: text.slice(0, i) || '0.0.0.0', port };
+}
+
+/**
+ * Test-only tuning from the environment, never from flags or the chart: tests shorten the watches'
+ * server-side lifetime and the health window, so an idle operator's watches end and re-open many times
+ * within a short test (the behaviour a real cluster shows over hours).
+ */
+export interface TestTuning {
+  watchTimeoutSeconds?: number;
+  healthWindowSeconds?: number;
+  cacheSyncTimeoutSeconds?: number;
+}
+
+export function parseTestTuning(env: NodeJS.ProcessEnv): TestTuning {
+  const seconds = (name: string): number | undefined => {
+    const text = env[name];
+    if (text === undefined || text === '') return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1)
+      throw new ConfigError(`${name} must be a whole number of seconds >= 1, not "${text}"`);
+    return n;
+  };
+  return {
+    watchTimeoutSeconds: seconds('SVID_TEST_WATCH_TIMEOUT_SECONDS'),
+    healthWindowSeconds: seconds('SVID_TEST_HEALTH_WINDOW_SECONDS'),
+    cacheSyncTimeoutSeconds: seconds('SVID_TEST_CACHE_SYNC_TIMEOUT_SECONDS'),
+  };
+}
+
+/** Pod-certificate flags: the API server refuses lifetimes under 1 hour and over 91 days for a signer. */
+function podCertificateConfig(
+  get: (flag: 'pod-certificate-signer') => string | undefined,
+  list: (flag: 'pod-certificate-namespace') => string[],
+  duration: (flag: 'pod-certificate-duration') => number,
+  problems: string[],
+): PodCertificateConfig {
+  const enabledText = get('pod-certificate-signer') ?? 'false';
+  if (!['true', 'false'].includes(enabledText))
+    problems.push(`--pod-certificate-signer must be true or false, not "${enabledText}"`);
+  const durationSeconds = duration('pod-certificate-duration');
+  if (durationSeconds > 0 && (durationSeconds < 3600 || durationSeconds > 91 * 24 * 3600))
+    problems.push(
+      '--pod-certificate-duration must be between 1h (the API minimum for a pod certificate) and 2184h (91 days)',
+    );
+  const namespaces = list('pod-certificate-namespace');
+  for (const ns of namespaces) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
+      problems.push(`--pod-certificate-namespace "${ns}" is not a valid namespace name`);
+  }
+  return { enabled: enabledText === 'true', durationSeconds, namespaces };
 }

@@ -9,17 +9,40 @@ import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
 import { Controller } from '../controller/controller.ts';
 import { ControllerMetrics } from '../controller/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
-import { ConfigError, parseBindAddress, parseConfig, type OperatorConfig } from './config.ts';
+import { createPodCertificates } from '../podcert/index.ts';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { describe } from '../controller/reconciler.ts';
+import { ensureDevCa } from './dev-ca.ts';
+import {
+  ConfigError,
+  parseBindAddress,
+  parseConfig,
+  parseTestTuning,
+  type OperatorConfig,
+  type TestTuning,
+} from './config.ts';
 import { healthServer, listen, metricsServer } from './http.ts';
 import { createLogger } from './logger.ts';
 
-/** A watch that has not heard from the API server for this long makes /healthz fail. */
+/**
+ * A watch that has had no open stream and no answer from the API server for this long makes /healthz
+ * fail (an open watch with nothing to report is alive, however long it stays quiet).
+ */
 const UNHEALTHY_AFTER_MS = 5 * 60_000;
+/**
+ * How long the leader (or the only replica) waits for its caches to sync before it gives up: it releases
+ * the Lease and exits, so the pod restarts and a standby can lead, instead of holding the Lease while doing
+ * nothing (controller-runtime's CacheSyncTimeout is the same 2 minutes).
+ */
+const CACHE_SYNC_TIMEOUT_MS = 2 * 60_000;
 
 export async function runOperator(
   config: OperatorConfig,
   env: NodeJS.ProcessEnv,
 ): Promise<() => Promise<void>> {
+  const tuning: TestTuning = parseTestTuning(env);
+  const unhealthyAfterMs = (tuning.healthWindowSeconds ?? 0) * 1000 || UNHEALTHY_AFTER_MS;
+  const cacheSyncTimeoutMs = (tuning.cacheSyncTimeoutSeconds ?? 0) * 1000 || CACHE_SYNC_TIMEOUT_MS;
   const log = createLogger(config.logLevel);
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();
@@ -35,11 +58,16 @@ export async function runOperator(
       trustDomain: config.trustDomain,
       clusterDomain: config.clusterDomain,
       allowedDnsPatterns: config.allowedDnsPatterns,
-      bounds: { minSeconds: config.minDurationSeconds, maxSeconds: config.maxDurationSeconds },
+      bounds: {
+        minSeconds: config.minDurationSeconds,
+        maxSeconds: config.maxDurationSeconds,
+        minRenewBeforeSeconds: config.minRenewBeforeSeconds,
+      },
     },
     caSecret: config.caSecret,
     extraRootsPem,
-    caOverlapMs: config.caOverlapSeconds * 1000,
+    caPropagationDelayMs: config.caPropagationDelaySeconds * 1000,
+    untrackedLifetimeMs: config.podCertificates.enabled ? config.podCertificates.durationSeconds * 1000 : 0,
     watchNamespaces: config.watchNamespaces,
     concurrency: config.concurrency,
     issuanceRate: config.issuanceRate,
@@ -48,13 +76,51 @@ export async function runOperator(
     instance: identity,
     metrics,
     log,
+    informer: tuning.watchTimeoutSeconds
+      ? { watchTimeoutSeconds: () => tuning.watchTimeoutSeconds as number }
+      : undefined,
   });
+
+  const podCerts = config.podCertificates.enabled
+    ? createPodCertificates({
+        kc,
+        trustDomain: config.trustDomain,
+        durationSeconds: config.podCertificates.durationSeconds,
+        namespaces: config.podCertificates.namespaces,
+        issuanceRate: config.issuanceRate,
+        concurrency: config.concurrency,
+        ca: () => controller.currentCa(),
+        onCaChange: (listener) => controller.onCaChange(listener),
+        registry: metrics.registry,
+        instance: identity,
+        log,
+      })
+    : undefined;
 
   let started = false;
   let synced = false;
   const startController = async () => {
     started = true;
-    await controller.start();
+    if (config.bootstrapDevCa) {
+      // Only the leader (or the single replica) creates it; a failure leaves the CA reported unavailable.
+      await ensureDevCa(kc.makeApiClient(CoreV1Api), {
+        ...config.caSecret,
+        trustDomain: config.trustDomain,
+        validitySeconds: config.bootstrapDevCaValiditySeconds,
+        log,
+      }).catch((err: unknown) =>
+        log.error('could not create the development CA Secret', {
+          caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
+          error: describe(err),
+          fix: 'create the CA Secret yourself, or grant the operator create on Secrets in its namespace',
+        }),
+      );
+    }
+    await withTimeout(
+      Promise.all([controller.start(), podCerts?.start()]),
+      cacheSyncTimeoutMs,
+      `the caches did not sync within ${cacheSyncTimeoutMs / 1000} s: check the warnings above, that the operator may list and watch WorkloadIdentities and Secrets (and, with --pod-certificate-signer, PodCertificateRequests) (RBAC), and that the WorkloadIdentity CRD is installed`,
+    );
     synced = true;
     log.info('caches synced; reconciling');
   };
@@ -62,8 +128,11 @@ export async function runOperator(
   const health = parseBindAddress(config.healthProbeBindAddress);
   if (health) {
     const server = healthServer({
-      // Alive while the watches hear from the API server (a standby has none and is alive).
-      healthy: () => !started || !synced || controller.healthy(UNHEALTHY_AFTER_MS),
+      // Alive while the watches are (a standby has none and is alive).
+      healthy: () =>
+        !started ||
+        !synced ||
+        (controller.healthy(unhealthyAfterMs) && (podCerts?.healthy(unhealthyAfterMs) ?? true)),
       ready: () => (config.leaderElect && !started) || synced,
     });
     const port = await listen(server, health.host, health.port);
@@ -82,6 +151,7 @@ export async function runOperator(
     caSecret: `${config.caSecret.namespace}/${config.caSecret.name}`,
     watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
     leaderElect: config.leaderElect,
+    podCertificateSigner: config.podCertificates.enabled,
     identity,
   });
 
@@ -99,10 +169,23 @@ export async function runOperator(
       onStartedLeading: async () => {
         metrics.leader.set(1);
         log.info('became leader', { identity });
-        await startController();
+        try {
+          await startController();
+        } catch (err) {
+          // Holding the Lease without reconciling would stop every standby from doing the work.
+          stopping = true;
+          log.error('the controller did not start; releasing the Lease and exiting', {
+            identity,
+            why: (err as Error).message,
+          });
+          controller.stop();
+          await elector?.stop({ release: true });
+          process.exit(1);
+        }
       },
       onStoppedLeading: () => {
         metrics.leader.set(0);
+        podCerts?.stop();
         controller.stop();
         if (!stopping) {
           // Like controller-runtime: a replica that lost its Lease exits and restarts clean, so it can
@@ -114,18 +197,42 @@ export async function runOperator(
       onNewLeader: (leader) => log.info('leader observed', { leader }),
     });
   } else {
-    await startController();
+    try {
+      await startController();
+    } catch (err) {
+      log.error('the controller did not start; exiting', { why: (err as Error).message });
+      controller.stop();
+      for (const s of servers) s.close();
+      throw err;
+    }
   }
 
   return async () => {
     stopping = true;
     log.info('shutting down');
+    podCerts?.stop();
     controller.stop();
-    await Promise.race([controller.idle(), new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([
+      Promise.all([controller.idle(), podCerts?.idle()]),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
     await elector?.stop({ release: true });
     for (const s of servers) s.close();
     log.info('stopped');
   };
+}
+
+/** Resolves or rejects as `work` does, or rejects with `message` after `ms`. */
+async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function main(): Promise<void> {

@@ -20,5 +20,12 @@ export {
   type SecretSvid,
   type SvidDecision,
 } from './verify.ts';
-export { svidConformance, type Check } from './svid-rules.ts';
+export {
+  acceptPublicKey,
+  signSvidForPublicKey,
+  spkiFromPkcs10,
+  type PublicKeySvidRequest,
+  type SignedSvid,
+} from './public-key.ts';
+export { subjectCheck, svidConformance, type Check } from './svid-rules.ts';
 export { parseCertificates, parsePrivateKey, profile, pemBlocks } from './x509.ts';

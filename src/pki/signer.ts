@@ -60,7 +60,16 @@ const KEY_USAGE_SIGN_ENCIPHER = ext('2.5.29.15', true, bitString(Buffer.from([0x
 // keyCertSign (0x04) and cRLSign (0x02) for CAs.
 const KEY_USAGE_CA = ext('2.5.29.15', true, bitString(Buffer.from([0x06]), 1));
 const EXT_KEY_USAGE = ext('2.5.29.37', false, sequence(oid(EKU_SERVER_AUTH), oid(EKU_CLIENT_AUTH)));
-const SUBJECT_SVID = sequence(set(sequence(oid('2.5.4.10'), utf8String('svid-operator'))));
+/**
+ * Every SVID has an empty subject and a critical subjectAltName. RFC 5280 §4.1.2.6 asks a CA to give each
+ * subject entity a unique name; a fixed subject (as before: O=svid-operator for every SVID) gives every
+ * workload the same name, which name-keyed tools (session caches, audit logs, chain builders) conflate. The
+ * X.509-SVID specification §3.1 says "The Subject field is not required, however the URI SAN extension MUST
+ * be marked as critical if Subject is omitted, per section 4.1.2.6 of RFC 5280": the SPIFFE ID in the SAN
+ * is the one identity, so no second, invented name (a UUID or serial in the subject, as SPIRE does) can
+ * disagree with it.
+ */
+const SUBJECT_EMPTY = sequence();
 
 /**
  * A positive serial of 126 random bits: the top bit is cleared so the INTEGER is positive and the next one
@@ -123,7 +132,8 @@ export function leafExtensions(l: LeafExtensionsInput): Buffer[] {
     EXT_KEY_USAGE,
     ext('2.5.29.14', false, octetString(l.subjectKeyId)),
     ext('2.5.29.35', false, sequence(contextPrimitive(0, l.authorityKeyId))),
-    ext('2.5.29.17', false, sequence(...names)),
+    // Critical because the subject is empty (RFC 5280 §4.1.2.6, X.509-SVID §3.1).
+    ext('2.5.29.17', true, sequence(...names)),
   ];
 }
 
@@ -137,7 +147,7 @@ export function caExtensions(subjectKeyId: Buffer, trustDomainUri: string): Buff
   ];
 }
 
-export const svidSubject = (): Buffer => SUBJECT_SVID;
+export const svidSubject = (): Buffer => SUBJECT_EMPTY;
 
 export function caSubject(commonName: string): Buffer {
   return sequence(

@@ -8,6 +8,22 @@ export interface Check {
   detail: string;
 }
 
+/**
+ * X.509-SVID §3.1: "The Subject field is not required, however the URI SAN extension MUST be marked as
+ * critical if Subject is omitted, per section 4.1.2.6 of RFC 5280."
+ */
+export function subjectCheck(leaf: { subject?: string; subjectAltNameCritical: boolean }): Check {
+  // node:crypto gives `undefined` (not '') for an empty subject.
+  const empty = (leaf.subject ?? '').trim() === '';
+  return {
+    name: 'empty subject only with a critical SAN',
+    ok: !empty || leaf.subjectAltNameCritical,
+    detail: empty
+      ? `empty subject, SAN ${leaf.subjectAltNameCritical ? 'critical' : 'not critical'}`
+      : (leaf.subject ?? ''),
+  };
+}
+
 /** The X.509-SVID specification's rules for a leaf (§4, §5), each as a named check. */
 export function svidConformance(leaf: X509Certificate): Check[] {
   const p = profile(leaf);
@@ -45,5 +61,6 @@ export function svidConformance(leaf: X509Certificate): Check[] {
       detail: (p.extKeyUsage ?? []).join(', ') || 'none',
     },
     { name: 'serial number at least 64 bits', ok: serialBits >= 64, detail: `${serialBits} bits` },
+    subjectCheck({ subject: leaf.subject, subjectAltNameCritical: p.subjectAltNameCritical }),
   ];
 }

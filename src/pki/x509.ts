@@ -90,10 +90,23 @@ export interface CertificateProfile {
   uris: string[];
   dnsNames: string[];
   otherSans: number;
+  subjectAltNameCritical: boolean;
   subjectKeyId: Buffer | undefined;
 }
 
-/** The extensions that the SVID and CA rules are about, read with @peculiar/asn1-x509. */
+const EXTENSION_NAMES: Record<string, string> = {
+  [id_ce_basicConstraints]: 'basicConstraints',
+  [id_ce_keyUsage]: 'keyUsage',
+  [id_ce_extKeyUsage]: 'extKeyUsage',
+  [id_ce_subjectAltName]: 'subjectAltName',
+  [id_ce_subjectKeyIdentifier]: 'subjectKeyIdentifier',
+};
+
+/**
+ * The extensions that the SVID and CA rules are about, read with @peculiar/asn1-x509. Node's X509Certificate
+ * accepts a certificate whose extension contents are not valid DER (it reads them lazily), so every parse
+ * failure here is a PkiError ('CaBadExtension') naming the extension, not a raw parser exception.
+ */
 export function profile(cert: X509Certificate): CertificateProfile {
   const result: CertificateProfile = {
     isCa: undefined,
@@ -104,35 +117,58 @@ export function profile(cert: X509Certificate): CertificateProfile {
     uris: [],
     dnsNames: [],
     otherSans: 0,
+    subjectAltNameCritical: false,
     subjectKeyId: undefined,
   };
-  for (const ext of parsedCertificate(cert).tbsCertificate.extensions ?? []) {
-    const value = ext.extnValue.buffer;
-    switch (ext.extnID) {
-      case id_ce_basicConstraints:
-        result.isCa = AsnConvert.parse(value, BasicConstraints).cA;
-        result.basicConstraintsCritical = ext.critical;
-        break;
-      case id_ce_keyUsage:
-        result.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
-        result.keyUsageCritical = ext.critical;
-        break;
-      case id_ce_extKeyUsage:
-        result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
-        break;
-      case id_ce_subjectAltName:
-        for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
-          if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
-          else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
-          else result.otherSans++;
-        }
-        break;
-      case id_ce_subjectKeyIdentifier:
-        result.subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
-        break;
+  let extensions: Certificate['tbsCertificate']['extensions'];
+  try {
+    extensions = parsedCertificate(cert).tbsCertificate.extensions;
+  } catch {
+    throw new PkiError(
+      'CaBadExtension',
+      `the certificate ${describeSubject(cert)} has extensions that are not valid DER: reissue the certificate`,
+    );
+  }
+  for (const ext of extensions ?? []) {
+    try {
+      readExtension(result, ext.extnID, ext.critical, ext.extnValue.buffer);
+    } catch {
+      throw new PkiError(
+        'CaBadExtension',
+        `the ${EXTENSION_NAMES[ext.extnID] ?? ext.extnID} extension is not valid DER in the certificate ${describeSubject(cert)}: reissue the certificate`,
+      );
     }
   }
   return result;
+}
+
+const describeSubject = (cert: X509Certificate) => `"${cert.subject.replace(/\n/g, ', ')}"`;
+
+function readExtension(result: CertificateProfile, id: string, critical: boolean, value: ArrayBuffer): void {
+  switch (id) {
+    case id_ce_basicConstraints:
+      result.isCa = AsnConvert.parse(value, BasicConstraints).cA;
+      result.basicConstraintsCritical = critical;
+      break;
+    case id_ce_keyUsage:
+      result.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+      result.keyUsageCritical = critical;
+      break;
+    case id_ce_extKeyUsage:
+      result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+      break;
+    case id_ce_subjectAltName:
+      result.subjectAltNameCritical = critical;
+      for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
+        if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
+        else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
+        else result.otherSans++;
+      }
+      break;
+    case id_ce_subjectKeyIdentifier:
+      result.subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
+      break;
+  }
 }
 
 export { KeyUsageFlags };

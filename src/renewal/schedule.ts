@@ -6,26 +6,38 @@ export const DEFAULT_DURATION_SECONDS = 3600;
 export interface DurationBounds {
   minSeconds: number;
   maxSeconds: number;
+  /** The shortest renewBefore (operator config --min-renew-before, default 1 minute). */
+  minRenewBeforeSeconds?: number;
 }
+
+export const DEFAULT_MIN_RENEW_BEFORE_SECONDS = 60;
+/** renewBefore is at most this fraction of the duration (the CRD's CEL rule says the same). */
+export const MAX_RENEW_BEFORE_FRACTION = 0.5;
 
 export interface Lifetime {
   durationSeconds: number;
   renewBeforeSeconds: number;
+  /** Set when spec.renewBefore was outside the bounds and was moved into them: says how, for the status. */
+  adjusted?: string;
 }
 
 /**
  * spec.duration and spec.renewBefore with defaults applied (1h, and a third of the duration) and checked
- * against the operator's bounds. Returns the problem as a message for the status instead of throwing.
+ * against the operator's bounds. renewBefore is kept within [min-renew-before, duration/2]: a longer one
+ * renews so early that the jitter could move renewal before issuance (a re-issue loop), a shorter one leaves
+ * no time to retry. An object stored before the CRD's rule existed is moved into the bounds, with a note for
+ * its status, rather than refused (refusing would stop renewing a running workload). Returns the problem as a
+ * message for the status instead of throwing.
  */
 export function resolveLifetime(
   spec: { duration?: string; renewBefore?: string },
   bounds: DurationBounds,
 ): { ok: true; lifetime: Lifetime } | { ok: false; message: string } {
   let durationSeconds: number;
-  let renewBeforeSeconds: number;
+  let requested: number;
   try {
     durationSeconds = spec.duration ? parseDuration(spec.duration) : DEFAULT_DURATION_SECONDS;
-    renewBeforeSeconds = spec.renewBefore ? parseDuration(spec.renewBefore) : durationSeconds / 3;
+    requested = spec.renewBefore ? parseDuration(spec.renewBefore) : durationSeconds / 3;
   } catch (err) {
     return { ok: false, message: (err as Error).message };
   }
@@ -35,14 +47,24 @@ export function resolveLifetime(
       message: `duration ${formatDuration(durationSeconds)} is outside the operator's bounds [${formatDuration(bounds.minSeconds)}, ${formatDuration(bounds.maxSeconds)}]: choose a duration within them`,
     };
   }
-  if (!(renewBeforeSeconds > 0)) return { ok: false, message: 'renewBefore must be positive' };
-  if (renewBeforeSeconds >= durationSeconds) {
+  if (!(requested > 0)) return { ok: false, message: 'renewBefore must be positive' };
+  const min = bounds.minRenewBeforeSeconds ?? DEFAULT_MIN_RENEW_BEFORE_SECONDS;
+  const max = durationSeconds * MAX_RENEW_BEFORE_FRACTION;
+  if (min > max) {
     return {
       ok: false,
-      message: `renewBefore ${formatDuration(renewBeforeSeconds)} must be shorter than duration ${formatDuration(durationSeconds)}`,
+      message: `duration ${formatDuration(durationSeconds)} is too short to renew at least ${formatDuration(min)} before expiry (the operator's --min-renew-before) and at most half-way: choose a duration of at least ${formatDuration(min / MAX_RENEW_BEFORE_FRACTION)}`,
     };
   }
-  return { ok: true, lifetime: { durationSeconds, renewBeforeSeconds } };
+  const renewBeforeSeconds = Math.min(max, Math.max(min, requested));
+  if (renewBeforeSeconds === requested)
+    return { ok: true, lifetime: { durationSeconds, renewBeforeSeconds } };
+  const why =
+    requested > max
+      ? `at most half the duration (${formatDuration(max)})`
+      : `at least the operator's --min-renew-before (${formatDuration(min)})`;
+  const adjusted = `renewBefore ${formatDuration(requested)} was moved to ${formatDuration(renewBeforeSeconds)}: it must be ${why}${spec.renewBefore ? '; change spec.renewBefore' : ''}`;
+  return { ok: true, lifetime: { durationSeconds, renewBeforeSeconds, adjusted } };
 }
 
 /** Jitter never exceeds this, nor a tenth of renewBefore, so renewal always stays well before expiry. */

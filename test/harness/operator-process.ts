@@ -80,6 +80,28 @@ export class OperatorProcess {
     }
   }
 
+  /** Waits until the process exits by itself; its exit code (null when killed by a signal). */
+  async waitForExit(timeoutMs: number): Promise<number | null> {
+    const child = this.child;
+    if (!child) throw new Error('the operator was not started');
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const [code] = (await Promise.race([
+        once(child, 'exit'),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`the operator did not exit within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ])) as [number | null];
+      return code;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async metrics(): Promise<string> {
     const url = `http://127.0.0.1:${this.metricsPort}/metrics`;
     try {

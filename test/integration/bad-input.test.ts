@@ -12,6 +12,11 @@ import {
   ready,
   until,
 } from '../harness/identities.ts';
+import {
+  caWithExtensions,
+  GOOD_KEY_USAGE_CA,
+  TRUNCATED_BASIC_CONSTRAINTS,
+} from '../support/bad-extension-ca.ts';
 import { OperatorProcess } from '../harness/operator-process.ts';
 import { getControlPlane, kubeConfig } from '../harness/shared-control-plane.ts';
 
@@ -50,7 +55,17 @@ const rejected: [string, Record<string, unknown>, RegExp][] = [
   [
     'renewBefore equal to duration',
     { ...base, duration: '1h', renewBefore: '60m' },
-    /renewBefore must be shorter than duration/,
+    /renewBefore must be at most half of duration/,
+  ],
+  [
+    'renewBefore close to duration (a renewal loop with jitter)',
+    { ...base, duration: '10m', renewBefore: '9m59s' },
+    /renewBefore must be at most half of duration/,
+  ],
+  [
+    'renewBefore just over half the duration',
+    { ...base, duration: '1h', renewBefore: '30m1s' },
+    /renewBefore must be at most half of duration/,
   ],
   ['uppercase DNS name', { ...base, dnsNames: ['Svc'] }, /each DNS name must be lowercase RFC 1123/],
   [
@@ -284,6 +299,16 @@ describe('bad input, table-driven', function () {
           return { 'tls.crt': c.certPem, 'tls.key': c.keyPem };
         },
         /RSA-1024, which is too weak/,
+      ],
+      [
+        'a CA whose basicConstraints extension is not valid DER',
+        async () => {
+          const c = await createSelfSignedCa({ trustDomain: TD });
+          keyPems.push(c.keyPem);
+          const certPem = caWithExtensions(c.keyPem, [TRUNCATED_BASIC_CONSTRAINTS, GOOD_KEY_USAGE_CA]);
+          return { 'tls.crt': certPem, 'tls.key': c.keyPem };
+        },
+        /the basicConstraints extension is not valid DER in the certificate .*: reissue the certificate/,
       ],
     ];
 

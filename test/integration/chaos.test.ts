@@ -42,6 +42,10 @@ interface Outcome {
 async function audit(kc: k8s.KubeConfig, ns: string, caPem: string, names: string[]): Promise<Outcome> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const caCert = new X509Certificate(caPem);
+  // Identities first, Secrets after: an identity's status says Ready only after its Secret was written, so
+  // every Secret a Ready status refers to is in the later list (listing first raced with the last issuances).
+  const identities = new Map<string, Awaited<ReturnType<typeof getIdentity>>>();
+  for (const name of names) identities.set(name, await getIdentity(kc, ns, name));
   const managed = await core.listNamespacedSecret({
     namespace: ns,
     labelSelector: 'app.kubernetes.io/managed-by=svid-operator',
@@ -50,7 +54,7 @@ async function audit(kc: k8s.KubeConfig, ns: string, caPem: string, names: strin
   const byName = new Map(managed.items.map((s) => [s.metadata?.name ?? '', s]));
   let readyCount = 0;
   for (const name of names) {
-    const w = await getIdentity(kc, ns, name);
+    const w = identities.get(name) as Awaited<ReturnType<typeof getIdentity>>;
     if (ready(w)?.status === 'True') readyCount++;
     else problems.push(`${name} not Ready: ${ready(w)?.reason} ${ready(w)?.message}`);
     const s = byName.get(`${name}-svid`);
@@ -99,6 +103,8 @@ describe('chaos: kills, outages, failover and API errors', function () {
     `--ca-secret=${sys}/ca`,
     `--watch-namespace=${ns}`,
     '--min-duration=10s',
+    // Seconds-long SVIDs: renewBefore below the 1m default minimum.
+    '--min-renew-before=5s',
   ];
 
   it('loses nothing when the operator is SIGKILLed 20 times during a wave of 200 issuances', async () => {
@@ -159,10 +165,11 @@ describe('chaos: kills, outages, failover and API errors', function () {
         serviceAccountName: 'outage',
         secretName: 'outage-svid',
         duration: '60s',
-        renewBefore: '40s',
+        renewBefore: '30s',
       });
       const first = await waitReady(kc, ns, 'outage');
-      // Renewal is due ~20 s after issuance; the outage covers that moment.
+      // Renewal is due 27-30 s after issuance (at most half the lifetime before expiry, minus jitter); the
+      // outage covers that moment.
       await cp.stopApiServer();
       await new Promise((r) => setTimeout(r, 30_000));
       await cp.startApiServer();
@@ -194,12 +201,12 @@ describe('chaos: kills, outages, failover and API errors', function () {
         serviceAccountName: 'failover',
         secretName: 'failover-svid',
         duration: '60s',
-        renewBefore: '35s',
+        renewBefore: '30s',
       });
       const first = await waitReady(kc, ns, 'failover');
       expect(b.logs.some((l) => l.message === 'became leader')).to.equal(false);
       await a.stop('SIGKILL');
-      // The standby takes the Lease once it expires (15 s) and renews at renewalTime (~25 s after issuance).
+      // The standby takes the Lease once it expires (15 s) and renews at renewalTime (~27-30 s after issuance).
       const renewed = await waitReady(kc, ns, 'failover', 60_000, first.status?.serialNumber);
       expect(Date.now()).to.be.below(Date.parse(first.status?.notAfter ?? ''));
       expect(b.logs.some((l) => l.message === 'became leader')).to.equal(true);
@@ -222,7 +229,7 @@ describe('chaos: kills, outages, failover and API errors', function () {
       rules: [
         {
           name: 'secret-update-409',
-          method: 'PUT',
+          method: 'PATCH',
           path: /\/secrets\//,
           fault: { kind: 'status', code: 409 },
           probability: 0.3,

@@ -43,6 +43,7 @@ describe('operator against the real API server', function () {
       `--trust-domain=${TD}`,
       `--ca-secret=${sys}/ca`,
       '--min-duration=10s',
+      '--min-renew-before=5s',
       `--watch-namespace=${ns}`,
       `--watch-namespace=${ns2}`,
     ]);
@@ -251,7 +252,7 @@ describe('operator against the real API server', function () {
       );
     expect(
       await refused({ serviceAccountName: 'a', secretName: 's', duration: '1h', renewBefore: '2h' }),
-    ).to.contain('renewBefore must be shorter than duration');
+    ).to.contain('renewBefore must be at most half of duration');
     expect(
       await refused({
         serviceAccountName: 'a',

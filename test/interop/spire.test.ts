@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { grpcChannelCredentials, grpcServerCredentials } from '@svid-operator/mtls/grpc';
-import { WorkloadApiSource, type Svid } from '@svid-operator/mtls';
+import { authorizeId, WorkloadApiSource, type Svid } from '@svid-operator/mtls';
 import { Spire } from '../../hack/lib/spire.ts';
 import { newEchoClient, startServer, unary } from '../../examples/grpc-echo.ts';
 
@@ -50,18 +50,25 @@ describe('interop: a real SPIRE agent', function () {
       logger: null,
       backoff: { initialMs: 250, maxMs: 1000 },
     }).start();
-    const [server, client] = await Promise.all([serverSource.ready(120_000), clientSource.ready(120_000)]);
+    await Promise.all([serverSource.ready(120_000), clientSource.ready(120_000)]);
+    const server = serverSource.current();
+    const client = clientSource.current();
     expect(server.spiffeId).to.equal(SERVER_ID);
     expect(client.spiffeId).to.equal(CLIENT_ID);
     const lifetime = server.notAfter.getTime() - server.notBefore.getTime();
     expect(lifetime).to.be.at.most((TTL + 60) * 1000);
-    expect([...serverSource.bundles().keys()]).to.deep.equal([TD]);
-    expect(serverSource.bundles().get(TD)).to.equal(server.bundlePem);
+    expect(serverSource.trustDomains()).to.deep.equal([TD]);
+    const roots = serverSource.bundleFor(TD)?.roots ?? [];
+    expect(roots.length).to.be.at.least(1);
+    // The SVID chains to the agent's bundle of its own trust domain (the source checked it; so does this).
+    const top = server.certificates.at(-1);
+    expect(roots.some((r) => top?.checkIssued(r) && top.verify(r.publicKey))).to.equal(true);
   });
 
   it('serves gRPC mTLS with the SPIRE SVIDs and follows SPIRE rotations of both sides with no failed call', async () => {
     const { server, address } = await startServer(
-      grpcServerCredentials(serverSource, { authorize: [CLIENT_ID] }),
+      grpcServerCredentials(serverSource, { authorize: authorizeId(CLIENT_ID) }),
+      serverSource,
     );
     const client = newEchoClient(address, grpcChannelCredentials(clientSource, { serverId: SERVER_ID }));
     const serverSerials = new Set([serverSource.current().serialNumber]);

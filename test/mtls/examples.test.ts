@@ -55,10 +55,16 @@ describe('mTLS library: the example pair', function () {
       };
       expect(first.peer).to.equal(id('client'));
       const rotated = await pki.issue('server');
-      const during = run(process.execPath, clientArgs(clientVol.dir, 10));
-      await new Promise((r) => setTimeout(r, 700));
+      // Swap once the client has had its first answer (not after a fixed delay: under load the client's
+      // start-up alone can take longer than any delay chosen here).
+      const during = spawn(process.execPath, clientArgs(clientVol.dir, 10));
+      let stdout = '';
+      during.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = once(during, 'exit');
+      for (let i = 0; i < 600 && !stdout.includes('\n') && during.exitCode === null; i++)
+        await new Promise((r) => setTimeout(r, 50));
       await serverVol.swap(filesOf(rotated));
-      const { stdout } = await during;
+      await exited;
       const lines = stdout.trim().split('\n');
       expect(lines).to.have.length(10);
       for (const line of lines) expect(line).to.match(/^\d+ 200 /);

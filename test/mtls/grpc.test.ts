@@ -3,6 +3,7 @@
 // server; bad updates keep the old credentials serving.
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
+import { createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
 import tls from 'node:tls';
 import {
@@ -11,7 +12,16 @@ import {
   spiffeAuthInterceptor,
   SvidCertificateProvider,
 } from '@svid-operator/mtls/grpc';
-import { SvidSource, type Svid } from '@svid-operator/mtls';
+import {
+  authorizeAny,
+  authorizeId,
+  SvidSource,
+  toPem,
+  type MtlsEvent,
+  type Svid,
+  type X509Source,
+} from '@svid-operator/mtls';
+import { credentialPem } from '../../packages/mtls/src/server.ts';
 import {
   newEchoClient,
   startServer,
@@ -24,16 +34,16 @@ import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
 const updated = (s: SvidSource) => once(s, 'update').then(([u]) => u as Svid);
 
 /** The serial of the certificate a server presents to a new TLS connection. */
-function presentedSerial(address: string, client: Svid): Promise<string> {
+function presentedSerial(address: string, client: X509Source): Promise<string> {
   const [host, port] = address.split(':');
+  const svid = client.current();
   return new Promise((resolve, reject) => {
     const socket = tls.connect(
       {
         host,
         port: Number(port),
-        cert: client.certChainPem,
-        key: client.keyPem,
-        ca: client.bundlePem,
+        ...credentialPem(svid),
+        ca: bundlePem(client),
         ALPNProtocols: ['h2'],
         checkServerIdentity: () => undefined,
       },
@@ -46,6 +56,11 @@ function presentedSerial(address: string, client: Svid): Promise<string> {
   });
 }
 
+const bundlePem = (source: X509Source) =>
+  (source.bundleFor(source.current().trustDomain)?.roots ?? [])
+    .map((c) => toPem('CERTIFICATE', c.raw))
+    .join('');
+
 describe('gRPC credentials', function () {
   this.timeout(120_000);
   let pki: Pki;
@@ -55,6 +70,7 @@ describe('gRPC credentials', function () {
   let clientSource: SvidSource;
   let server: grpc.Server;
   let address: string;
+  const events: MtlsEvent[] = [];
 
   before(async () => {
     pki = await makePki();
@@ -63,7 +79,11 @@ describe('gRPC credentials', function () {
     serverSource = await SvidSource.open(serverVol.dir, { logger: null });
     clientSource = await SvidSource.open(clientVol.dir, { logger: null });
     ({ server, address } = await startServer(
-      grpcServerCredentials(serverSource, { authorize: [id('client')] }),
+      grpcServerCredentials(serverSource, {
+        authorize: authorizeId(id('client')),
+        observe: (e) => events.push(e),
+      }),
+      serverSource,
     ));
   });
 
@@ -131,9 +151,7 @@ describe('gRPC credentials', function () {
         } else {
           // New connections get the new server SVID, with no restart.
           await new Promise((r) => setImmediate(r));
-          expect(await presentedSerial(address, clientSource.current())).to.equal(
-            next.serialNumber.toLowerCase(),
-          );
+          expect(await presentedSerial(address, clientSource)).to.equal(next.serialNumber.toLowerCase());
         }
       }
     } finally {
@@ -171,7 +189,9 @@ describe('gRPC credentials', function () {
       other.close();
       await otherVol.remove();
     }
-    expect(() => grpcServerCredentials(serverSource, {} as never)).to.throw(/say who may call this server/);
+    expect(() => grpcServerCredentials(serverSource, {} as never)).to.throw(
+      /grpcServerCredentials needs an authorization rule: .*authorizeAny\(\)/,
+    );
   });
 
   it('the interceptor answers UNAUTHENTICATED when a call comes without a client SVID', async () => {
@@ -179,23 +199,18 @@ describe('gRPC credentials', function () {
     const provider = new SvidCertificateProvider(serverSource);
     const lax = grpc.experimental.createServerCredentialsWithInterceptors(
       grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false),
-      [spiffeAuthInterceptor(() => true)],
+      [spiffeAuthInterceptor(serverSource, authorizeAny())],
     );
-    const { server: laxServer, address: laxAddress } = await startServer(lax);
+    const { server: laxServer, address: laxAddress } = await startServer(lax, serverSource);
     try {
-      const anonymous = grpc.credentials.createSsl(
-        Buffer.from(serverSource.current().bundlePem),
-        null,
-        null,
-        {
-          checkServerIdentity: () => undefined,
-        },
-      );
+      const anonymous = grpc.credentials.createSsl(Buffer.from(bundlePem(serverSource)), null, null, {
+        checkServerIdentity: () => undefined,
+      });
       const client: EchoClientType = newEchoClient(laxAddress, anonymous);
       const err = (await unary(client, 1).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
       client.close();
       expect(err.code).to.equal(grpc.status.UNAUTHENTICATED);
-      expect(err.details).to.match(/client certificate with a SPIFFE ID/);
+      expect(err.details).to.match(/the peer sent no certificate: present an X.509-SVID/);
     } finally {
       laxServer.forceShutdown();
       provider.close();
@@ -208,6 +223,7 @@ describe('gRPC credentials', function () {
     const errors: string[] = [];
     const onError = (e: Error) => errors.push(e.message);
     serverSource.on('error', onError);
+    events.length = 0;
     try {
       const a = await pki.issue('server');
       const b = await pki.issue('server');
@@ -219,12 +235,12 @@ describe('gRPC credentials', function () {
       expect(errors.join('\n')).to.match(/truncated or corrupt|no PEM certificate/);
       // A mismatched pair handed to the provider directly (as a faulty source could) is refused there too.
       serverSource.emit('update', {
-        ...(a as unknown as Svid),
         ...before,
-        keyPem: b.keyPem,
+        privateKey: createPrivateKey(b.keyPem),
         serialNumber: 'bad',
-      });
-      expect(errors.at(-1)).to.match(
+      } as Svid);
+      const failed = events.filter((e) => e.type === 'rotation-failed');
+      expect(failed.at(-1)?.message).to.match(
         /gRPC credentials keep SVID .*: SVID bad was refused: the private key does not match/,
       );
       expect(serverSource.current().serialNumber).to.equal(before.serialNumber);
@@ -239,7 +255,7 @@ describe('gRPC credentials', function () {
         expect((await unary(fresh, i)).n).to.equal(i);
         fresh.close();
       }
-      expect(await presentedSerial(address, clientSource.current())).to.equal(before.serialNumber);
+      expect(await presentedSerial(address, clientSource)).to.equal(before.serialNumber);
       expect((await unary(client, 7)).n).to.equal(7);
     } finally {
       serverSource.off('error', onError);

@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 import {
+  authorizeId,
+  authorizeIf,
   expressSpiffeAuth,
   fastifySpiffeAuth,
   serverTlsOptions,
-  spiffeIdFromXfcc,
   SvidSource,
 } from '@svid-operator/mtls';
 import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
@@ -54,7 +55,7 @@ describe('mTLS library: Express and Fastify middleware', function () {
     volume = await SecretVolume.create(filesOf(await pki.issue('server')));
     source = await SvidSource.open(volume.dir, { logger: null });
     // Certificates are requested but not required at the TLS layer, so the middleware's 401 can be seen.
-    tlsOptions = { ...serverTlsOptions(source.current()), requestCert: true, rejectUnauthorized: false };
+    tlsOptions = { ...serverTlsOptions(source), requestCert: true, rejectUnauthorized: false };
   });
   after(async () => {
     source.close();
@@ -63,7 +64,7 @@ describe('mTLS library: Express and Fastify middleware', function () {
 
   it('Express: 401 without a client SVID, 403 for a disallowed one, the ID on req for an allowed one', async () => {
     const app = express();
-    app.use(expressSpiffeAuth({ authorize: [id('client')] }));
+    app.use(expressSpiffeAuth({ source, authorize: [id('client')] }));
     app.get('/', (req, res) => res.json({ peer: (req as unknown as { spiffeId: string }).spiffeId }));
     const server = https.createServer(tlsOptions, app).listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -71,7 +72,7 @@ describe('mTLS library: Express and Fastify middleware', function () {
     try {
       const none = await call(port, undefined);
       expect(none.status).to.equal(401);
-      expect(JSON.parse(none.body).error).to.contain('client certificate with a SPIFFE ID is required');
+      expect(JSON.parse(none.body).error).to.contain('a client certificate (an X.509-SVID) is required');
       const intruder = await call(port, await pki.issue('intruder'));
       expect(intruder.status).to.equal(403);
       expect(JSON.parse(intruder.body).error).to.equal(
@@ -91,7 +92,10 @@ describe('mTLS library: Express and Fastify middleware', function () {
     const app = Fastify({ https: tlsOptions });
     app.addHook(
       'onRequest',
-      fastifySpiffeAuth({ authorize: { predicate: (sid) => sid.endsWith('/sa/client') } }),
+      fastifySpiffeAuth({
+        source,
+        authorize: authorizeIf('service account client', (peer) => peer.segments.at(-1) === 'client'),
+      }),
     );
     app.get('/', async (req) => ({ peer: (req as unknown as { spiffeId: string }).spiffeId }));
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -109,17 +113,17 @@ describe('mTLS library: Express and Fastify middleware', function () {
 
   it("takes a terminator's XFCC header only when enabled and only from a trusted proxy", async () => {
     const xfcc = `By=${id('proxy')};Hash=abc;URI=${id('upstream')},By=${id('proxy')};Hash=def;Subject="O=x, CN=y";URI=${id('client')}`;
-    expect(spiffeIdFromXfcc(xfcc)).to.equal(id('client'));
     const app = express();
     app.use(
       expressSpiffeAuth({
-        authorize: [id('client')],
+        source,
+        authorize: authorizeId(id('client')),
         trustedProxy: { trustedPeers: [id('proxy')], header: 'xfcc' },
       }),
     );
     app.get('/', (req, res) => res.json({ peer: (req as unknown as { spiffeId: string }).spiffeId }));
     const plain = express();
-    plain.use(expressSpiffeAuth({ authorize: [id('client')] }));
+    plain.use(expressSpiffeAuth({ source, authorize: [id('client')] }));
     plain.get('/', (req, res) => res.json({ peer: (req as unknown as { spiffeId: string }).spiffeId }));
     const server = https.createServer(tlsOptions, app).listen(0, '127.0.0.1');
     const off = https.createServer(tlsOptions, plain).listen(0, '127.0.0.1');
@@ -129,6 +133,25 @@ describe('mTLS library: Express and Fastify middleware', function () {
       const proxy = await pki.issue('proxy');
       const viaProxy = await call(port, proxy, { 'x-forwarded-client-cert': xfcc });
       expect(JSON.parse(viaProxy.body)).to.deep.equal({ peer: id('client') });
+      // From the trusted proxy, a malformed header or an element another proxy added is a 401, not a guess.
+      const malformed = await call(port, proxy, {
+        'x-forwarded-client-cert': `URI=${id('admin')};x=",${xfcc}`,
+      });
+      expect(malformed.status).to.equal(401);
+      expect(JSON.parse(malformed.body).error).to.equal(
+        'malformed x-forwarded-client-cert header: unknown key "x"',
+      );
+      const otherBy = await call(port, proxy, {
+        'x-forwarded-client-cert': `By=${id('evil')};URI=${id('client')}`,
+      });
+      expect(otherBy.status).to.equal(401);
+      expect(JSON.parse(otherBy.body).error).to.contain(
+        `added by ${id('evil')}, not by the proxy ${id('proxy')}`,
+      );
+      const notAnId = await call(port, proxy, {
+        'x-forwarded-client-cert': `By=${id('proxy')};URI=https://x/y`,
+      });
+      expect(notAnId.status).to.equal(401);
       // A client that forges the header is judged by its own certificate.
       const forged = await call(port, await pki.issue('intruder'), {
         'x-forwarded-client-cert': `URI=${id('client')}`,

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { backoffDelay } from '../../packages/mtls/src/workload-api/backoff.ts';
 import type { Timers } from '../../packages/mtls/src/workload-api/client.ts';
 import { encodeFrame } from '../../packages/mtls/src/workload-api/grpc-frame.ts';
-import { WorkloadApiSource, type Svid } from '@svid-operator/mtls';
+import { certificatesFromPem, WorkloadApiSource, type Svid } from '@svid-operator/mtls';
 import { FakeWorkloadApi } from '../../hack/lib/fake-workload-api.ts';
 import { certsDer, svidMessage } from '../support/svid-der.ts';
 import { makePki, TD, type Pki } from './fixtures.ts';
@@ -33,6 +33,14 @@ class ManualTimers implements Timers {
 
 const nextError = (s: WorkloadApiSource) => once(s, 'error').then(([e]) => e as Error);
 const nextUpdate = (s: WorkloadApiSource) => once(s, 'update').then(([u]) => u as Svid);
+/** ready(), then the SVID it made available. */
+const svidOf = async (s: WorkloadApiSource, timeoutMs: number) => {
+  await s.ready(timeoutMs);
+  return s.current();
+};
+const fingerprints = (certs: readonly { fingerprint256: string }[] | undefined) =>
+  (certs ?? []).map((c) => c.fingerprint256);
+const pemFingerprints = (pem: string) => fingerprints(certificatesFromPem(pem, 'test'));
 
 describe('Workload API source (protocol, against a scripted server)', function () {
   let pki: Pki;
@@ -64,15 +72,16 @@ describe('Workload API source (protocol, against a scripted server)', function (
     const issued = await pki.issue('web');
     api.state = { svids: [svidMessage(issued)], crl: [], federatedBundles: new Map() };
     const source = open();
-    const svid = await source.ready(10_000);
+    const svid = await svidOf(source, 10_000);
     expect(api.calls[0]?.headers['workload.spiffe.io']).to.equal('true');
     expect(api.calls[0]?.headers['content-type']).to.equal('application/grpc');
     expect(api.calls[0]?.headers[':path']).to.equal('/SpiffeWorkloadAPI/FetchX509SVID');
     expect(svid.spiffeId).to.equal(issued.spiffeId);
     expect(svid.serialNumber).to.equal(issued.serialNumber.toLowerCase());
-    expect(svid.generation).to.equal(1);
-    expect([...source.bundles().keys()]).to.deep.equal([TD]);
-    expect(source.bundles().get(TD)).to.equal(svid.bundlePem);
+    expect(source.trustDomains()).to.deep.equal([TD]);
+    expect(fingerprints(source.bundleFor(TD)?.roots)).to.deep.equal(pemFingerprints(issued.bundlePem));
+    expect(svid.privateKey.type).to.equal('private');
+    expect(JSON.stringify(svid)).to.not.match(/PRIVATE KEY|privateKey":\{/);
   });
 
   it('takes each message as the full state: a new SVID replaces the old on the open stream', async () => {
@@ -84,7 +93,7 @@ describe('Workload API source (protocol, against a scripted server)', function (
     api.push({ svids: [svidMessage(next)], crl: [], federatedBundles: new Map() });
     const svid = await updated;
     expect(svid.serialNumber).to.equal(next.serialNumber.toLowerCase());
-    expect(svid.generation).to.equal(2);
+    expect(source.current()).to.equal(svid);
     expect(api.calls).to.have.length(1);
   });
 
@@ -100,11 +109,15 @@ describe('Workload API source (protocol, against a scripted server)', function (
         ['bare.example', certsDer(other.bundlePem)],
       ]),
     };
-    expect((await open().ready(10_000)).spiffeId).to.equal(a.spiffeId);
+    expect((await svidOf(open(), 10_000)).spiffeId).to.equal(a.spiffeId);
     const hinted = open({ hint: 'external' });
-    expect((await hinted.ready(10_000)).spiffeId).to.equal(b.spiffeId);
-    expect([...hinted.bundles().keys()].sort()).to.deep.equal(['bare.example', 'partner.example', TD].sort());
-    expect(hinted.bundles().get('partner.example')).to.equal(other.bundlePem.trim() + '\n');
+    expect((await svidOf(hinted, 10_000)).spiffeId).to.equal(b.spiffeId);
+    expect(hinted.trustDomains().sort()).to.deep.equal(['bare.example', 'partner.example', TD].sort());
+    expect(fingerprints(hinted.bundleFor('partner.example')?.roots)).to.deep.equal(
+      pemFingerprints(other.bundlePem),
+    );
+    expect(hinted.bundleFor('partner.example')?.trustDomain).to.equal('partner.example');
+    expect(hinted.bundleFor('unknown.example')).to.equal(undefined);
     const missing = open({ hint: 'nope' });
     const err = await missing.ready(500).catch((e: Error) => e);
     expect((err as Error).message).to.match(
@@ -260,7 +273,7 @@ describe('Workload API source (protocol, against a scripted server)', function (
     const err = await nextError(source);
     expect(err.message).to.match(/cannot reach the Workload API at unix:\/\/.*api\.sock.*retrying/);
     await api.listen();
-    expect((await source.ready(10_000)).spiffeId).to.match(/sa\/web$/);
+    expect((await svidOf(source, 10_000)).spiffeId).to.match(/sa\/web$/);
 
     const tcp = await FakeWorkloadApi.start({ tcp: true });
     try {
@@ -268,7 +281,7 @@ describe('Workload API source (protocol, against a scripted server)', function (
       expect(tcp.address).to.match(/^tcp:\/\/127\.0\.0\.1:\d+$/);
       const viaTcp = new WorkloadApiSource({ address: tcp.address, logger: null });
       sources.push(viaTcp.start());
-      expect((await viaTcp.ready(10_000)).spiffeId).to.match(/sa\/web$/);
+      expect((await svidOf(viaTcp, 10_000)).spiffeId).to.match(/sa\/web$/);
     } finally {
       for (const s of sources.splice(0)) s.close();
       await tcp.stop();

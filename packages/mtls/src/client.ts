@@ -1,86 +1,122 @@
 // Outbound mTLS: an https.Agent and an undici dispatcher that present the current SVID and accept a server
-// only by its SPIFFE ID. Hostname checks do not fit SPIFFE, and Node's own check ignores URI SANs, so
-// checkServerIdentity is replaced; resumed TLS sessions skip that check, so they are checked again.
+// only by its SPIFFE ID, verified against the bundle of the server's own trust domain. Hostname checks do
+// not fit SPIFFE, and Node's own check ignores URI SANs, so checkServerIdentity is replaced; TLS session
+// resumption is off (a resumed session would skip that check), and a resumed session is refused anyway.
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { Agent as UndiciAgent, buildConnector, Dispatcher } from 'undici';
-import { authorizer, spiffeIdOf, type Authorizer, type AuthorizeOptions } from './identity.ts';
-import type { Svid, SvidSource } from './source.ts';
+import { authorizeId, type Authorizer } from './authorize.ts';
+import { notify, type Observer } from './observe.ts';
+import { verifyDetailedPeerCertificate } from './peer.ts';
+import { toPem } from './pem.ts';
+import { credentialPem } from './server.ts';
+import { allRoots, type X509Source, type X509Svid } from './source/x509-source.ts';
 
 export interface ClientOptions {
   /** The server's expected SPIFFE ID(s)... */
   serverId?: string | string[];
   /** ...or any rule for it. One of the two is required: an mTLS client must know whom it talks to. */
-  authorizeServer?: AuthorizeOptions | Authorizer;
+  authorizeServer?: Authorizer;
+  /**
+   * New connections replace pooled ones older than this, so a rotation or a retired root reaches every
+   * server. Default: a quarter of the lifetime of the client's SVID.
+   */
+  maxConnectionAgeMs?: number;
+  observe?: Observer;
+  /** The clock, for tests. */
+  now?: () => Date;
 }
 
 export function serverAuthorizer(opts: ClientOptions): Authorizer {
-  if (opts.serverId) return authorizer(Array.isArray(opts.serverId) ? opts.serverId : [opts.serverId]);
-  if (opts.authorizeServer) return authorizer(opts.authorizeServer);
-  throw new Error('say which server to trust: pass serverId (its SPIFFE ID) or authorizeServer');
+  if (opts.serverId) return authorizeId(...(Array.isArray(opts.serverId) ? opts.serverId : [opts.serverId]));
+  if (opts.authorizeServer) return opts.authorizeServer;
+  throw new Error('say which server to trust: pass serverId (its SPIFFE ID) or authorizeServer (a rule)');
 }
 
+/** checkServerIdentity for SPIFFE: an SVID of its trust domain's bundle, allowed by the rule. */
 export function identityCheck(
+  source: X509Source,
   authz: Authorizer,
+  opts: ClientOptions,
 ): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  const now = opts.now ?? (() => new Date());
   return (_host, cert) => {
-    const id = spiffeIdOf(cert);
-    if (!id) return new Error('the server presented no SPIFFE ID');
-    if (!authz(id)) return new Error(`the server is ${id}, which is not the expected server`);
+    const verdict = verifyDetailedPeerCertificate(cert, source, now());
+    if (!verdict.ok) {
+      notify(opts.observe, { type: 'handshake-failed', reason: verdict.reason, message: verdict.message });
+      return new Error(`the server was refused: ${verdict.message}`);
+    }
+    if (!authz(verdict.peer)) {
+      notify(opts.observe, { type: 'denied', peerId: verdict.peer.id, rule: authz.description });
+      return new Error(
+        `the server is ${verdict.peer.id}, which is not the expected server (${authz.description})`,
+      );
+    }
     return undefined;
   };
 }
 
-export function recheckResumed(socket: tls.TLSSocket, authz: Authorizer): void {
+export function refuseResumed(socket: tls.TLSSocket): void {
   socket.once('secureConnect', () => {
-    if (!socket.isSessionReused()) return;
-    const id = spiffeIdOf(socket.getPeerX509Certificate());
-    if (!id || !authz(id))
-      socket.destroy(new Error(`resumed session with ${id ?? 'an unidentified server'} refused`));
+    if (socket.isSessionReused())
+      socket.destroy(new Error('a resumed TLS session was refused: its server was not checked'));
   });
 }
 
-export const clientContext = (svid: Svid) =>
-  tls.createSecureContext({
-    cert: svid.certChainPem,
-    key: svid.keyPem,
-    ca: svid.bundlePem,
-    minVersion: 'TLSv1.2',
-  });
+export function clientTlsOptions(source: X509Source, svid: X509Svid) {
+  return {
+    ...credentialPem(svid),
+    ca: allRoots(source).map((c) => toPem('CERTIFICATE', c.raw)),
+    minVersion: 'TLSv1.2' as const,
+  };
+}
+
+export const lifetimeMs = (svid: X509Svid) => svid.notAfter.getTime() - svid.notBefore.getTime();
 
 /**
- * An https.Agent for `https.request(url, { agent })`. Connections are pooled per SVID generation: after a
- * rotation new requests get new connections with the new SVID, while requests on old connections finish;
- * idle old connections are closed.
- *
- * TLS session resumption is off by default: on a resumed TLS 1.3 session Node exposes no peer certificate,
- * so the server's SPIFFE ID could not be checked again (a resumed session it cannot check is refused).
+ * An https.Agent for `https.request(url, { agent })`. Connections are pooled per credential generation:
+ * after a rotation, or when the pool is older than `maxConnectionAgeMs`, new requests get new connections,
+ * requests on old ones finish, and idle old ones are closed.
  */
 export class SvidAgent extends https.Agent {
   private readonly authz: Authorizer;
+  private readonly opts: ClientOptions;
   private context: tls.SecureContext;
-  private generation: number;
-  private readonly onUpdate: (svid: Svid) => void;
-  private readonly source: SvidSource;
+  private generation = 0;
+  private bornAt: number;
+  private readonly onUpdate: (svid: X509Svid) => void;
+  private readonly source: X509Source;
 
-  constructor(source: SvidSource, opts: ClientOptions, agentOptions: https.AgentOptions = {}) {
-    super({ keepAlive: true, maxCachedSessions: 0, ...agentOptions });
+  constructor(source: X509Source, opts: ClientOptions, agentOptions: https.AgentOptions = {}) {
+    super({ keepAlive: true, ...agentOptions, maxCachedSessions: 0 });
     this.source = source;
+    this.opts = opts;
     this.authz = serverAuthorizer(opts);
-    this.context = clientContext(source.current());
-    this.generation = source.current().generation;
+    this.context = tls.createSecureContext(clientTlsOptions(source, source.current()));
+    this.bornAt = this.now();
     this.onUpdate = (svid) => {
-      this.context = clientContext(svid);
-      this.generation = svid.generation;
-      for (const [name, sockets] of Object.entries(this.freeSockets)) {
-        if (!name.endsWith(`|svid${svid.generation}`)) for (const s of sockets ?? []) s.destroy();
-      }
+      this.context = tls.createSecureContext(clientTlsOptions(source, svid));
+      this.renew();
     };
     source.on('update', this.onUpdate);
   }
 
+  private now(): number {
+    return (this.opts.now ?? (() => new Date()))().getTime();
+  }
+
+  private renew(): void {
+    this.generation++;
+    this.bornAt = this.now();
+    for (const [name, sockets] of Object.entries(this.freeSockets)) {
+      if (!name.endsWith(`|svid${this.generation}`)) for (const s of sockets ?? []) s.destroy();
+    }
+  }
+
   override getName(options?: https.RequestOptions): string {
+    const maxAge = this.opts.maxConnectionAgeMs ?? lifetimeMs(this.source.current()) / 4;
+    if (this.now() - this.bornAt >= maxAge) this.renew();
     return `${super.getName(options)}|svid${this.generation}`;
   }
 
@@ -98,12 +134,14 @@ export class SvidAgent extends https.Agent {
       {
         ...options,
         secureContext: this.context,
-        checkServerIdentity: identityCheck(this.authz),
+        checkServerIdentity: identityCheck(this.source, this.authz, this.opts),
         rejectUnauthorized: true,
+        session: undefined,
       },
       callback,
     );
-    recheckResumed(socket, this.authz);
+    socket.disableRenegotiation();
+    refuseResumed(socket);
     return socket;
   }
 
@@ -114,47 +152,71 @@ export class SvidAgent extends https.Agent {
 }
 
 /**
- * An undici dispatcher, for `fetch(url, { dispatcher })` or undici's setGlobalDispatcher. Each SVID
+ * An undici dispatcher, for `fetch(url, { dispatcher })` or undici's setGlobalDispatcher. Each credential
  * generation gets its own undici Agent (undici copies TLS options when a connector is built); after a
- * rotation the old one is closed gracefully: its in-flight requests finish, then its connections close.
- * TLS session resumption is off, so every connection is identity-checked in a full handshake.
+ * rotation, or when it is older than `maxConnectionAgeMs`, the old one is closed gracefully: its in-flight
+ * requests finish, then its connections close. TLS session resumption is off.
  */
 export class SvidDispatcher extends Dispatcher {
   private current: UndiciAgent;
+  private bornAt: number;
   private readonly retiring = new Set<UndiciAgent>();
   private readonly authz: Authorizer;
-  private readonly source: SvidSource;
+  private readonly opts: ClientOptions;
+  private readonly source: X509Source;
   private readonly agentOptions: UndiciAgent.Options;
-  private readonly onUpdate: (svid: Svid) => void;
+  private readonly onUpdate: (svid: X509Svid) => void;
 
-  constructor(source: SvidSource, opts: ClientOptions, agentOptions: UndiciAgent.Options = {}) {
+  constructor(source: X509Source, opts: ClientOptions, agentOptions: UndiciAgent.Options = {}) {
     super();
     this.source = source;
+    this.opts = opts;
     this.authz = serverAuthorizer(opts);
     this.agentOptions = agentOptions;
     this.current = this.build(source.current());
-    this.onUpdate = (svid) => {
-      const old = this.current;
-      this.current = this.build(svid);
-      this.retiring.add(old);
-      void old.close().finally(() => this.retiring.delete(old));
-    };
+    this.bornAt = this.now();
+    this.onUpdate = (svid) => this.replace(svid);
     source.on('update', this.onUpdate);
   }
 
-  private build(svid: Svid): UndiciAgent {
+  private now(): number {
+    return (this.opts.now ?? (() => new Date()))().getTime();
+  }
+
+  private replace(svid: X509Svid): void {
+    const old = this.current;
+    this.current = this.build(svid);
+    this.bornAt = this.now();
+    this.retiring.add(old);
+    void old.close().finally(() => this.retiring.delete(old));
+  }
+
+  private build(svid: X509Svid): UndiciAgent {
     const connector = buildConnector({
-      cert: svid.certChainPem,
-      key: svid.keyPem,
-      ca: svid.bundlePem,
+      ...clientTlsOptions(this.source, svid),
       rejectUnauthorized: true,
-      checkServerIdentity: identityCheck(this.authz),
+      checkServerIdentity: identityCheck(this.source, this.authz, this.opts),
       maxCachedSessions: 0,
     });
-    return new UndiciAgent({ ...this.agentOptions, connect: connector });
+    const connect: buildConnector.connector = (options, callback) =>
+      connector(options, (err, socket) => {
+        if (socket instanceof tls.TLSSocket) {
+          socket.disableRenegotiation();
+          if (socket.isSessionReused()) {
+            socket.destroy();
+            callback(new Error('a resumed TLS session was refused: its server was not checked'), null);
+            return;
+          }
+        }
+        if (err) callback(err, null);
+        else callback(null, socket as NonNullable<typeof socket>);
+      });
+    return new UndiciAgent({ ...this.agentOptions, connect });
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const maxAge = this.opts.maxConnectionAgeMs ?? lifetimeMs(this.source.current()) / 4;
+    if (this.now() - this.bornAt >= maxAge) this.replace(this.source.current());
     return this.current.dispatch(options, handler);
   }
 

@@ -13,12 +13,15 @@
 //    synchronously on registration is never applied (and every connection is dropped): the first update
 //    goes out on the next tick, after registration.
 import * as grpc from '@grpc/grpc-js';
-import { createPrivateKey } from 'node:crypto';
 import tls, { type PeerCertificate } from 'node:tls';
+import { toAuthorizer, type Authorizer } from './authorize.ts';
 import { identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
-import { authorizer, spiffeIdOf, type Authorizer, type AuthorizeOptions } from './identity.ts';
-import type { Svid } from './source.ts';
-import type { SvidProvider } from './svid-provider.ts';
+import { notify, type Observer } from './observe.ts';
+import { verifyDetailedPeerCertificate } from './peer.ts';
+import { toPem } from './pem.ts';
+import { credentialPem } from './server.ts';
+import { allRoots, type X509Source, type X509Svid } from './source/x509-source.ts';
+import type { PeerId } from './x509-svid.ts';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
 type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
@@ -26,58 +29,68 @@ type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
 interface Pushed {
   ca: grpc.experimental.CaCertificateUpdate;
   identity: grpc.experimental.IdentityCertificateUpdate;
-  bundlePem: string;
+  rootsKey: string;
   serial: string;
 }
 
 /**
- * A grpc-js CertificateProvider fed by an SVID source: the CA role gets the trust bundle, the identity
- * role the SVID's key and chain. A new SVID is pushed only if it still checks out here (key matches the
- * leaf, the options build a SecureContext); otherwise the previous credentials stay and the source's
- * 'error' event reports why.
+ * A grpc-js CertificateProvider fed by an X509Source: the CA role gets the roots of every trust domain of
+ * the source (the per-trust-domain check follows in the interceptor or checkServerIdentity), the identity
+ * role the SVID's key and chain. The source has validated the SVID; a pair is pushed only if it also
+ * builds a SecureContext here, otherwise the previous credentials stay and the source's 'error' listeners
+ * hear why. The key's PEM is made here, only to hand it to grpc-js, and is never logged.
  */
 export class SvidCertificateProvider implements grpc.experimental.CertificateProvider {
-  private readonly source: SvidProvider;
+  private readonly source: X509Source;
   private readonly caListeners = new Set<CaListener>();
   private readonly identityListeners = new Set<IdentityListener>();
   private latest: Pushed;
-  private readonly onUpdate: (svid: Svid) => void;
+  private readonly onUpdate: (svid: X509Svid) => void;
+  private readonly observe: Observer | undefined;
 
-  constructor(source: SvidProvider) {
+  constructor(source: X509Source, observe?: Observer) {
     this.source = source;
-    this.latest = SvidCertificateProvider.prepare(source.current());
+    this.observe = observe;
+    this.latest = SvidCertificateProvider.prepare(source, source.current());
     this.onUpdate = (svid) => {
       let next: Pushed;
       try {
-        next = SvidCertificateProvider.prepare(svid);
+        next = SvidCertificateProvider.prepare(source, svid);
       } catch (err) {
-        const e = new Error(
-          `gRPC credentials keep SVID ${this.latest.serial}: SVID ${svid.serialNumber} was refused: ${(err as Error).message}`,
-        );
-        if (source.listenerCount('error') > 0) source.emit('error', e);
+        const message = `gRPC credentials keep SVID ${this.latest.serial}: SVID ${svid.serialNumber} was refused: ${(err as Error).message}`;
+        notify(this.observe, { type: 'rotation-failed', message });
         return;
       }
-      const caChanged = next.bundlePem !== this.latest.bundlePem;
+      const caChanged = next.rootsKey !== this.latest.rootsKey;
       this.latest = next;
       // The CA first, so a new identity never meets a store that lacks its roots; both in one tick.
       if (caChanged) for (const l of this.caListeners) l(next.ca);
       for (const l of this.identityListeners) l(next.identity);
+      notify(this.observe, {
+        type: 'rotated',
+        spiffeId: svid.spiffeId,
+        serialNumber: svid.serialNumber,
+        notAfter: svid.notAfter,
+      });
     };
     source.on('update', this.onUpdate);
   }
 
-  private static prepare(svid: Svid): Pushed {
-    const key = Buffer.from(svid.keyPem);
-    const certificate = Buffer.from(svid.certChainPem);
-    const caCertificate = Buffer.from(svid.bundlePem);
-    if (!svid.leaf.checkPrivateKey(createPrivateKey(svid.keyPem)))
+  private static prepare(source: X509Source, svid: X509Svid): Pushed {
+    const pem = credentialPem(svid);
+    const roots = allRoots(source);
+    const key = Buffer.from(pem.key);
+    const certificate = Buffer.from(pem.cert);
+    const caCertificate = Buffer.from(roots.map((c) => toPem('CERTIFICATE', c.raw)).join(''));
+    const leaf = svid.certificates[0];
+    if (!leaf?.checkPrivateKey(svid.privateKey))
       throw new Error('the private key does not match the certificate');
     // Exactly what grpc-js will do with it; if this throws, grpc-js would drop connections instead.
     tls.createSecureContext({ cert: certificate, key, ca: caCertificate });
     return {
       ca: { caCertificate },
       identity: { certificate, privateKey: key },
-      bundlePem: svid.bundlePem,
+      rootsKey: roots.map((c) => c.fingerprint256).join(','),
       serial: svid.serialNumber,
     };
   }
@@ -110,39 +123,77 @@ export class SvidCertificateProvider implements grpc.experimental.CertificatePro
   }
 }
 
-/** The verified SPIFFE ID of a server call's peer (undefined without a client SVID). */
-export function callerSpiffeId(call: {
-  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
-}): string | undefined {
-  const cert = call.getAuthContext().sslPeerCertificate;
-  return cert ? spiffeIdOf(cert) : undefined;
+type AuthContextCall = { getAuthContext(): { sslPeerCertificate?: PeerCertificate } };
+
+/**
+ * The verified identity of a server call's peer: an X.509-SVID of the bundle of the trust domain it claims
+ * and in date, or undefined (no client certificate, or one that fails those checks).
+ */
+export function callerPeerId(
+  call: AuthContextCall,
+  source: X509Source,
+  now = new Date(),
+): PeerId | undefined {
+  const verdict = verifyDetailedPeerCertificate(call.getAuthContext().sslPeerCertificate, source, now);
+  return verdict.ok ? verdict.peer : undefined;
+}
+
+/** The SPIFFE ID of a server call's verified peer (see `callerPeerId`), for handlers. */
+export function callerSpiffeId(
+  call: AuthContextCall,
+  source: X509Source,
+  now = new Date(),
+): string | undefined {
+  return callerPeerId(call, source, now)?.id;
 }
 
 export interface GrpcServerOptions {
   /**
-   * Required: which client SPIFFE IDs may call. Allowing every SVID of the trust bundle is an explicit
-   * `authorize: () => true`.
+   * Required: which client SVIDs may call: authorizeId(...), authorizeMemberOf(td), authorizeUnder(id), or,
+   * to allow every SVID of the trust bundles, authorizeAny().
    */
-  authorize: AuthorizeOptions | string[] | Authorizer;
+  authorize: Authorizer | readonly string[];
+  /** Handshake failures, denials and rotations. */
+  observe?: Observer;
+  /** The clock, for tests. */
+  now?: () => Date;
 }
 
-/** A server interceptor: UNAUTHENTICATED without a client SVID, PERMISSION_DENIED when not allowed. */
-export function spiffeAuthInterceptor(authz: Authorizer): grpc.ServerInterceptor {
+/**
+ * A server interceptor: each call's peer is checked as an X.509-SVID against its own trust domain's bundle
+ * (UNAUTHENTICATED when that fails) and by the rule (PERMISSION_DENIED).
+ */
+export function spiffeAuthInterceptor(
+  source: X509Source,
+  authz: Authorizer,
+  opts: { observe?: Observer; now?: () => Date } = {},
+): grpc.ServerInterceptor {
+  const now = opts.now ?? (() => new Date());
   return (method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
-            const id = callerSpiffeId(call);
-            if (!id) {
+            const verdict = verifyDetailedPeerCertificate(
+              call.getAuthContext().sslPeerCertificate,
+              source,
+              now(),
+            );
+            if (!verdict.ok) {
+              notify(opts.observe, {
+                type: 'handshake-failed',
+                reason: verdict.reason,
+                message: verdict.message,
+              });
               call.sendStatus({
                 code: grpc.status.UNAUTHENTICATED,
-                details: 'a client certificate with a SPIFFE ID from this trust domain is required',
+                details: `${verdict.message}: present an X.509-SVID this service trusts`,
               });
-            } else if (!authz(id)) {
+            } else if (!authz(verdict.peer)) {
+              notify(opts.observe, { type: 'denied', peerId: verdict.peer.id, rule: authz.description });
               call.sendStatus({
                 code: grpc.status.PERMISSION_DENIED,
-                details: `${id} is not allowed to call ${method.path}`,
+                details: `${verdict.peer.id} is not allowed to call ${method.path}`,
               });
             } else mdNext(metadata);
           },
@@ -153,30 +204,28 @@ export function spiffeAuthInterceptor(authz: Authorizer): grpc.ServerInterceptor
 
 /**
  * Server credentials for `server.bindAsync(address, creds, …)`: the source's SVID, rotated in place; client
- * SVIDs required and verified against the bundle; each call's peer authorized by SPIFFE ID. Handlers read
- * the caller with `callerSpiffeId(call)`.
+ * SVIDs required, verified against the bundle of their trust domain, and authorized by the explicit rule
+ * on every call. Handlers read the caller with `callerPeerId(call, source)`.
  */
-export function grpcServerCredentials(source: SvidProvider, opts: GrpcServerOptions): grpc.ServerCredentials {
-  if (!opts?.authorize)
-    throw new Error(
-      'say who may call this server: pass authorize (SPIFFE IDs, trust domains or a predicate)',
-    );
-  const provider = new SvidCertificateProvider(source);
+export function grpcServerCredentials(source: X509Source, opts: GrpcServerOptions): grpc.ServerCredentials {
+  const authz = toAuthorizer(opts?.authorize, 'grpcServerCredentials');
+  const provider = new SvidCertificateProvider(source, opts.observe);
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true);
   return grpc.experimental.createServerCredentialsWithInterceptors(creds, [
-    spiffeAuthInterceptor(authorizer(opts.authorize)),
+    spiffeAuthInterceptor(source, authz, opts),
   ]);
 }
 
 /**
  * Channel credentials for `new Client(address, creds)`: the source's SVID (new connections use the latest),
- * and the server accepted only by its SPIFFE ID (`serverId` or `authorizeServer`), never by host name.
+ * and the server accepted only as an SVID of its trust domain's bundle allowed by `serverId` or
+ * `authorizeServer`, never by host name.
  */
-export function grpcChannelCredentials(source: SvidProvider, opts: ClientOptions): grpc.ChannelCredentials {
+export function grpcChannelCredentials(source: X509Source, opts: ClientOptions): grpc.ChannelCredentials {
   const authz = serverAuthorizer(opts);
-  const provider = new SvidCertificateProvider(source);
+  const provider = new SvidCertificateProvider(source, opts.observe);
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
-    checkServerIdentity: identityCheck(authz),
+    checkServerIdentity: identityCheck(source, authz, opts),
     rejectUnauthorized: true,
   });
 }

@@ -3,11 +3,10 @@
 // closed gracefully (its open streams finish, it takes no new ones).
 import http2 from 'node:http2';
 import type tls from 'node:tls';
-import { clientContext, identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
-import type { Authorizer } from './identity.ts';
-import { spiffeIdOf } from './identity.ts';
-import type { Svid } from './source.ts';
-import type { SvidProvider } from './svid-provider.ts';
+import tlsModule from 'node:tls';
+import type { Authorizer } from './authorize.ts';
+import { clientTlsOptions, identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
+import type { X509Source, X509Svid } from './source/x509-source.ts';
 
 export interface Http2ClientOptions extends ClientOptions {
   /** Further options for http2.connect (not the credentials, which come from the source). */
@@ -19,23 +18,25 @@ export interface Http2ClientOptions extends ClientOptions {
 
 export class SvidHttp2Client {
   readonly authority: string;
-  private readonly source: SvidProvider;
+  private readonly source: X509Source;
+  private readonly opts: Http2ClientOptions;
   private readonly authz: Authorizer;
   private readonly sessionOptions: Http2ClientOptions['session'];
-  private readonly onUpdate: (svid: Svid) => void;
+  private readonly onUpdate: (svid: X509Svid) => void;
   private context: tls.SecureContext;
   private active: http2.ClientHttp2Session | undefined;
   private readonly retiring = new Set<http2.ClientHttp2Session>();
   private closed = false;
 
-  constructor(source: SvidProvider, authority: string, opts: Http2ClientOptions) {
+  constructor(source: X509Source, authority: string, opts: Http2ClientOptions) {
     this.source = source;
     this.authority = authority;
+    this.opts = opts;
     this.authz = serverAuthorizer(opts);
     this.sessionOptions = opts.session;
-    this.context = clientContext(source.current());
+    this.context = tlsModule.createSecureContext(clientTlsOptions(source, source.current()));
     this.onUpdate = (svid) => {
-      this.context = clientContext(svid);
+      this.context = tlsModule.createSecureContext(clientTlsOptions(source, svid));
       this.retire();
     };
     source.on('update', this.onUpdate);
@@ -48,15 +49,13 @@ export class SvidHttp2Client {
     const session = http2.connect(this.authority, {
       ...this.sessionOptions,
       secureContext: this.context,
-      checkServerIdentity: identityCheck(this.authz),
+      checkServerIdentity: identityCheck(this.source, this.authz, this.opts),
       rejectUnauthorized: true,
     } as http2.SecureClientSessionOptions);
-    // No TLS session is ever offered for resumption here, but a server ID check after the handshake costs
-    // nothing and holds whatever the options say.
+    // No TLS session is ever offered for resumption here; a resumed one would have skipped the check above.
     session.once('connect', (_s, socket) => {
-      const id = spiffeIdOf((socket as tls.TLSSocket).getPeerX509Certificate());
-      if (!id || !this.authz(id))
-        session.destroy(new Error(`the server is ${id ?? 'unidentified'}, which is not the expected server`));
+      if ((socket as tls.TLSSocket).isSessionReused())
+        session.destroy(new Error('a resumed TLS session was refused: its server was not checked'));
     });
     session.on('error', () => undefined); // surfaced on the streams that were waiting on it
     session.once('close', () => {
@@ -97,7 +96,7 @@ export class SvidHttp2Client {
 
 /** `http2.connect` for SPIFFE: the current SVID, the server accepted only by its SPIFFE ID, rotation built in. */
 export function connectHttp2(
-  source: SvidProvider,
+  source: X509Source,
   authority: string,
   opts: Http2ClientOptions,
 ): SvidHttp2Client {

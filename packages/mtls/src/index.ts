@@ -1,24 +1,32 @@
-// @svid-operator/mtls, svid-operator's in-pod library: mutual TLS with SPIFFE X.509-SVIDs from a mounted Secret, reloaded on
-// rotation. Depends on node: builtins and undici only, never on a Kubernetes client.
+// @svid-operator/mtls: mutual TLS with SPIFFE X.509-SVIDs, reloaded on rotation. Depends on node: builtins
+// and undici only, never on a Kubernetes client.
+export type { X509Bundle, X509Source, X509SourceEvents, X509Svid } from './source/x509-source.ts';
 export {
   SvidError,
   SvidSource,
   validateSvid,
   type Svid,
-  type SvidSourceOptions,
   type SvidFiles,
-} from './source.ts';
+  type SvidSourceEvents,
+  type SvidSourceOptions,
+} from './source/secret-volume-source.ts';
+export { openPodCertificateSource, type PodCertificateFiles } from './source/pod-certificate-source.ts';
+export { splitCredentialBundle } from './source/credential-bundle.ts';
 export {
-  authorizer,
-  parseSubjectAltName,
-  peerSpiffeId,
-  spiffeIdOf,
-  trustDomainOf,
+  authorizeAny,
+  authorizeId,
+  authorizeIf,
+  authorizeMemberOf,
+  authorizeOneOf,
+  authorizeUnder,
   type Authorizer,
-  type AuthorizeOptions,
-} from './identity.ts';
+} from './authorize.ts';
+export { spiffeIdOf } from './identity.ts';
+export { parseSubjectAltName } from './san.ts';
+export { svidLeafId, toPeerId, type PeerId } from './x509-svid.ts';
+export { socketVerdict, verifyPeerCertificate, type PeerFailure, type PeerVerdict } from './peer.ts';
+export type { MtlsEvent, Observer } from './observe.ts';
 export {
-  checkPeer,
   createHttp2Server,
   createHttpsServer,
   createTlsServer,
@@ -29,13 +37,13 @@ export {
 } from './server.ts';
 export { SvidAgent, SvidDispatcher, type ClientOptions } from './client.ts';
 export {
-  callerSpiffeId,
+  callerIdentity,
   expressSpiffeAuth,
   fastifySpiffeAuth,
-  spiffeIdFromXfcc,
   type IdentityOptions,
   type TrustedProxyOptions,
 } from './middleware.ts';
+export { parseXfcc, xfccClientUri, XfccError, type XfccElement } from './xfcc.ts';
 export {
   SpiffeIdError,
   isSpiffeId,
@@ -45,8 +53,7 @@ export {
   validateTrustDomain,
   type SpiffeId,
 } from './spiffe-id.ts';
-export { PemError, certificatesFromPem, chainsTo, pemBlocks, toPem } from './pem.ts';
-export type { SvidProvider } from './svid-provider.ts';
+export { PemError, buildPath, certificatesFromPem, chainsTo, pemBlocks, toPem } from './pem.ts';
 export {
   WorkloadApiSource,
   type WorkloadApiSourceOptions,

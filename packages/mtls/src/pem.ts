@@ -43,22 +43,40 @@ export function certificatesFromPem(pem: string, what: string): X509Certificate[
 }
 
 /**
- * Whether `start` chains to one of `roots` through `intermediates`: each step checks the issuer name and the
- * signature. Bounded by the number of intermediates, so a loop in the input cannot spin.
+ * The path from `start` up to one of `roots`: the certificates between them taken from `candidates` (in
+ * whatever order those are listed), each link checked by issuer name and signature, and the root reached;
+ * undefined when no such path exists. Bounded by the number of candidates, so a loop in the input cannot spin.
  */
+export function buildPath(
+  start: X509Certificate,
+  candidates: readonly X509Certificate[],
+  roots: readonly X509Certificate[],
+  opts: { strict?: boolean } = {},
+): { intermediates: X509Certificate[]; root: X509Certificate } | undefined {
+  // Strict: OpenSSL's issuer check, which also refuses an issuer without CA:TRUE or keyCertSign. Loose
+  // (for CA loading): name and signature only, so such an issuer is found and reported by what it lacks
+  // instead of as a broken chain.
+  const issuedBy = (child: X509Certificate, parent: X509Certificate) =>
+    (opts.strict ? child.checkIssued(parent) : child.issuer === parent.subject) &&
+    child.verify(parent.publicKey);
+  const path: X509Certificate[] = [];
+  let current = start;
+  for (let depth = 0; depth <= candidates.length; depth++) {
+    const root = roots.find((r) => issuedBy(current, r));
+    if (root) return { intermediates: path, root };
+    const next = candidates.find((c) => c !== current && !path.includes(c) && issuedBy(current, c));
+    if (!next) return undefined;
+    path.push(next);
+    current = next;
+  }
+  return undefined;
+}
+
+/** Whether `start` chains through `intermediates` (in any order) to one of `roots`, by OpenSSL's issuer check. */
 export function chainsTo(
   start: X509Certificate,
   intermediates: readonly X509Certificate[],
   roots: readonly X509Certificate[],
 ): boolean {
-  let current = start;
-  for (let depth = 0; depth <= intermediates.length + 1; depth++) {
-    if (roots.some((r) => current.checkIssued(r) && current.verify(r.publicKey))) return true;
-    const next = intermediates.find(
-      (c) => c !== current && current.checkIssued(c) && current.verify(c.publicKey),
-    );
-    if (!next) return false;
-    current = next;
-  }
-  return false;
+  return buildPath(start, intermediates, roots, { strict: true }) !== undefined;
 }

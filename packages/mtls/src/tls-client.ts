@@ -3,42 +3,60 @@
 // already open keep theirs (TLS has no mid-connection credential swap).
 import tls from 'node:tls';
 import {
-  clientContext,
+  clientTlsOptions,
   identityCheck,
-  recheckResumed,
+  refuseResumed,
   serverAuthorizer,
   type ClientOptions,
 } from './client.ts';
-import type { Svid } from './source.ts';
-import type { SvidProvider } from './svid-provider.ts';
+import type { X509Source, X509Svid } from './source/x509-source.ts';
 
-export type TlsConnectOptions = ClientOptions &
+export type TlsConnectOptions = Omit<ClientOptions, 'maxConnectionAgeMs'> &
   Omit<
     tls.ConnectionOptions,
     'cert' | 'key' | 'ca' | 'secureContext' | 'checkServerIdentity' | 'rejectUnauthorized'
   >;
 
-// One SecureContext per SVID generation, never per connection (building one is slow on OpenSSL 3).
-const contexts = new WeakMap<Svid, tls.SecureContext>();
+// One SecureContext per SVID and root set, never per connection (building one is slow on OpenSSL 3).
+const contexts = new WeakMap<X509Source, { svid: X509Svid; roots: string; context: tls.SecureContext }>();
 
-/** `tls.connect` for SPIFFE. The 'secureConnect' event means the server's SPIFFE ID was accepted. */
+function contextFor(source: X509Source): tls.SecureContext {
+  const svid = source.current();
+  const roots = source
+    .trustDomains()
+    .map((td) => source.bundleFor(td))
+    .map((b) => b?.roots.map((c) => c.fingerprint256).join(','))
+    .join(';');
+  const cached = contexts.get(source);
+  if (cached && cached.svid === svid && cached.roots === roots) return cached.context;
+  const context = tls.createSecureContext(clientTlsOptions(source, svid));
+  contexts.set(source, { svid, roots, context });
+  return context;
+}
+
+/**
+ * `tls.connect` for SPIFFE: the SVID current at the call, the server accepted only as an SVID of its trust
+ * domain's bundle allowed by the rule. The 'secureConnect' event means the server was accepted.
+ */
 export function connectTls(
-  source: SvidProvider,
+  source: X509Source,
   opts: TlsConnectOptions,
   onSecure?: () => void,
 ): tls.TLSSocket {
-  const { serverId, authorizeServer, ...rest } = opts;
-  const authz = serverAuthorizer({ serverId, authorizeServer });
-  const svid = source.current();
-  let context = contexts.get(svid);
-  if (!context) {
-    context = clientContext(svid);
-    contexts.set(svid, context);
-  }
+  const { serverId, authorizeServer, observe, now, ...rest } = opts;
+  const clientOpts: ClientOptions = { serverId, authorizeServer, observe, now };
+  const authz = serverAuthorizer(clientOpts);
   const socket = tls.connect(
-    { ...rest, secureContext: context, checkServerIdentity: identityCheck(authz), rejectUnauthorized: true },
+    {
+      ...rest,
+      secureContext: contextFor(source),
+      checkServerIdentity: identityCheck(source, authz, clientOpts),
+      rejectUnauthorized: true,
+      session: undefined,
+    },
     onSecure,
   );
-  recheckResumed(socket, authz);
+  socket.disableRenegotiation();
+  refuseResumed(socket);
   return socket;
 }

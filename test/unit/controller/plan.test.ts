@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { isPaced, plan, retryDelayMs, type IdentityPolicy } from '../../../src/controller/plan.ts';
+import {
+  isPaced,
+  plan,
+  retryDelayMs,
+  scheduledRenewal,
+  type IdentityPolicy,
+} from '../../../src/controller/plan.ts';
 import { readyCondition, statusEqual } from '../../../src/controller/status.ts';
 import type { WorkloadIdentity } from '../../../src/controller/types.ts';
 import { createSelfSignedCa, issueSvid, loadCa, type LoadedCa } from '../../../src/pki/index.ts';
@@ -65,8 +71,8 @@ describe('reconcile plan', () => {
     expect(reason(identity({ duration: '10s' }))).to.match(
       /^InvalidSpec: duration 10s is outside the operator's bounds/,
     );
-    expect(reason(identity({ duration: '1h', renewBefore: '2h' }))).to.match(
-      /^InvalidSpec: renewBefore 2h must be shorter/,
+    expect(reason(identity({ duration: '1m' }))).to.match(
+      /^InvalidSpec: duration 1m is too short to renew at least 1m before expiry/,
     );
     expect(reason(identity({ privateKey: { algorithm: 'RSA', size: 1024 } }))).to.match(
       /^InvalidSpec: RSA keys have size/,
@@ -103,6 +109,60 @@ describe('reconcile plan', () => {
     for (const cause of ['Missing', 'Corrupt', 'KeyMismatch', 'NotConformant', 'SpecChanged']) {
       expect(isPaced(cause, valid, t), cause).to.equal(false);
     }
+    // Close to expiry (less than half of renewBefore left) an SVID stops waiting for the pace.
+    expect(isPaced('Expiring', new Date(t.getTime() + 601_000), t, 1200)).to.equal(true);
+    expect(isPaced('Expiring', new Date(t.getTime() + 600_000), t, 1200)).to.equal(false);
+    expect(isPaced('WrongIssuer', new Date(t.getTime() + 30_000), t, 120)).to.equal(false);
+  });
+
+  it('rewrites only the bundle when only the bundle changed (a CA rotation), keeping certificate and key', async () => {
+    const svid = await issueSvid(ca, {
+      spiffeId: 'spiffe://example.org/ns/prod/sa/payments',
+      durationSeconds: 3600,
+    });
+    const other = await loadCa(await createSelfSignedCa({ trustDomain: 'example.org' }));
+    const widened = {
+      ok: true as const,
+      ca: { ...ca, trustBundlePem: ca.trustBundlePem + other.trustBundlePem },
+    };
+    const owned = {
+      kind: 'owned' as const,
+      svid: { certChainPem: svid.certChainPem, keyPem: svid.keyPem, bundlePem: svid.bundlePem },
+    };
+    const p = plan(identity(), policy, widened, owned, now);
+    expect(p.action).to.equal('rebundle');
+    expect(p.action === 'rebundle' && p.serialNumber).to.equal(svid.serialNumber);
+    // Another problem still means a new certificate.
+    const p2 = plan(identity({ dnsNames: ['payments'] }), policy, widened, owned, now);
+    expect(p2.action === 'issue' && p2.cause).to.equal('SpecChanged');
+  });
+
+  it('keeps an SVID cut to the CA expiry until the CA changes or it expires, instead of re-issuing it in a loop', async () => {
+    const t = new Date();
+    // A CA with 10 minutes left: a 1h SVID is cut to it, and its renewal (20m before) is already due.
+    const shortCa = await loadCa(
+      await createSelfSignedCa({ trustDomain: 'example.org', validitySeconds: 600, now: t }),
+    );
+    const svid = await issueSvid(shortCa, {
+      spiffeId: 'spiffe://example.org/ns/prod/sa/payments',
+      durationSeconds: 3600,
+      now: t,
+    });
+    expect(svid.clampedToCa).to.equal(true);
+    const owned = {
+      kind: 'owned' as const,
+      svid: { certChainPem: svid.certChainPem, keyPem: svid.keyPem, bundlePem: svid.bundlePem },
+    };
+    const p = plan(identity(), policy, { ok: true, ca: shortCa }, owned, new Date(t.getTime() + 1000));
+    expect(p.action).to.equal('keep');
+    expect(p.action === 'keep' && p.renewalTime.getTime()).to.equal(shortCa.notAfter.getTime());
+    // The status written at issuance already says so, so the next reconcile writes nothing.
+    const renewal = new Date(svid.notAfter.getTime() - 1200_000);
+    expect(scheduledRenewal(renewal, svid.notAfter, true, t).getTime()).to.equal(svid.notAfter.getTime());
+    expect(scheduledRenewal(renewal, svid.notAfter, false, t).getTime()).to.equal(renewal.getTime());
+    // A new CA re-issues it at once.
+    const p2 = plan(identity(), policy, ok(), owned, new Date(t.getTime() + 1000));
+    expect(p2.action === 'issue' && p2.cause).to.equal('WrongIssuer');
   });
 
   it('keeps lastTransitionTime while the Ready status is unchanged, and compares statuses by content', () => {

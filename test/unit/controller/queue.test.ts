@@ -19,6 +19,30 @@ describe('work queue', () => {
     expect(runs).to.deep.equal(['a', 'b']);
   });
 
+  it('runs an urgent key before every non-urgent key waiting, also one already queued', async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 10, maxDelayMs: 100 }, async (k) => {
+      runs.push(k);
+      await sleep(1);
+      return undefined;
+    });
+    q.add('running');
+    for (let i = 0; i < 5; i++) q.add(`backlog-${i}`);
+    q.add('new', true);
+    q.add('backlog-3', true);
+    expect(q.depth).to.equal(6);
+    await q.idle();
+    expect(runs).to.deep.equal([
+      'running',
+      'new',
+      'backlog-3',
+      'backlog-0',
+      'backlog-1',
+      'backlog-2',
+      'backlog-4',
+    ]);
+  });
+
   it('never runs one key twice at once, and runs it again if it was added meanwhile', async () => {
     let active = 0;
     let maxActive = 0;

@@ -6,9 +6,11 @@ import {
   loadCa,
   profile,
   svidConformance,
+  subjectCheck,
   type KeySpec,
   type LoadedCa,
 } from '../../../src/pki/index.ts';
+import { rawSubject } from '../../../src/pki/x509.ts';
 
 const ID = 'spiffe://example.org/ns/prod/sa/payments';
 const KEYS: KeySpec[] = [
@@ -50,6 +52,24 @@ describe('SVID issuance', () => {
       expect(svid.serialNumber).to.equal(leaf.serialNumber.toLowerCase());
     });
   }
+
+  it('leaves the subject empty and marks the URI SAN critical (X.509-SVID §3.1, RFC 5280 §4.1.2.6)', async () => {
+    // Two identities must never share a subject name under one CA; an empty subject has no name to share.
+    for (const spiffeId of [ID, 'spiffe://example.org/ns/prod/sa/other']) {
+      const leaf = new X509Certificate((await issueSvid(ca, { spiffeId, durationSeconds: 60 })).certChainPem);
+      // node:crypto shows an empty subject as undefined; the DER is an empty SEQUENCE.
+      expect(rawSubject(leaf).toString('hex')).to.equal('3000');
+      expect(profile(leaf).subjectAltNameCritical).to.equal(true);
+    }
+  });
+
+  it('flags a leaf with an empty subject and a non-critical SAN as not conformant', () => {
+    const check = (subject: string, critical: boolean) =>
+      subjectCheck({ subject, subjectAltNameCritical: critical });
+    expect(check('', true).ok).to.equal(true);
+    expect(check('O=x', false).ok).to.equal(true);
+    expect(check('', false)).to.deep.include({ ok: false, detail: 'empty subject, SAN not critical' });
+  });
 
   it('uses a fresh key and a random serial of at least 64 bits every time', async () => {
     const seen = new Set<string>();

@@ -36,9 +36,38 @@ describe('renewal math', () => {
     });
   });
 
-  it('refuses renewBefore >= duration and durations outside the bounds, saying why', () => {
-    const r1 = resolveLifetime({ duration: '1h', renewBefore: '1h' }, bounds);
-    expect(r1.ok === false && r1.message).to.contain('must be shorter than duration 1h');
+  it('moves renewBefore into [min-renew-before, duration/2] and says how; refuses durations outside the bounds', () => {
+    const cases: [{ duration?: string; renewBefore?: string }, number, RegExp | undefined][] = [
+      [
+        { duration: '1h', renewBefore: '1h' },
+        1800,
+        /renewBefore 1h was moved to 30m: it must be at most half the duration \(30m\); change spec.renewBefore/,
+      ],
+      [{ duration: '10m', renewBefore: '9m59s' }, 300, /at most half the duration/],
+      [{ duration: '1h', renewBefore: '30m' }, 1800, undefined],
+      [
+        { duration: '1h', renewBefore: '10s' },
+        60,
+        /moved to 1m: it must be at least the operator's --min-renew-before \(1m\)/,
+      ],
+      [{ duration: '1h', renewBefore: '1m' }, 60, undefined],
+    ];
+    for (const [spec, want, note] of cases) {
+      const r = resolveLifetime(spec, bounds);
+      expect(r.ok, JSON.stringify(spec)).to.equal(true);
+      if (!r.ok) continue;
+      expect(r.lifetime.renewBeforeSeconds, JSON.stringify(spec)).to.equal(want);
+      if (note) expect(r.lifetime.adjusted).to.match(note);
+      else expect(r.lifetime.adjusted).to.equal(undefined);
+    }
+    // A flag may lower the minimum (tests); a duration too short for it is refused with the fix.
+    const low = resolveLifetime(
+      { duration: '1m', renewBefore: '20s' },
+      { minSeconds: 10, maxSeconds: 3600, minRenewBeforeSeconds: 10 },
+    );
+    expect(low.ok && low.lifetime.renewBeforeSeconds).to.equal(20);
+    const short = resolveLifetime({ duration: '1m' }, { minSeconds: 10, maxSeconds: 3600 });
+    expect(short.ok === false && short.message).to.contain('too short to renew at least 1m before expiry');
     const r2 = resolveLifetime({ duration: '5m' }, bounds);
     expect(r2.ok === false && r2.message).to.contain("outside the operator's bounds [10m, 24h]");
     const r3 = resolveLifetime({ duration: '48h' }, bounds);
@@ -61,6 +90,25 @@ describe('renewal math', () => {
         const j = jitterSeconds(uid, renewBefore);
         return j >= 0 && j < Math.min(renewBefore / 10, MAX_JITTER_SECONDS) + 1e-9;
       }),
+    );
+  });
+
+  it('never schedules renewal at or before issuance, whatever spec.renewBefore says (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uuid(),
+        fc.integer({ min: 600, max: 86400 }),
+        fc.integer({ min: 1, max: 2 * 86400 }),
+        fc.integer({ min: 1_700_000_000, max: 2_000_000_000 }),
+        (uid, duration, renewBefore, issuedAt) => {
+          const r = resolveLifetime({ duration: `${duration}s`, renewBefore: `${renewBefore}s` }, bounds);
+          if (!r.ok) return false;
+          const notAfter = new Date((issuedAt + duration) * 1000);
+          const renewal = renewalTime(notAfter, r.lifetime.renewBeforeSeconds, uid);
+          // At least 40% of the lifetime passes before renewal (renewBefore <= 50%, jitter <= 10% of it).
+          return renewal.getTime() - issuedAt * 1000 >= 0.4 * duration * 1000;
+        },
+      ),
     );
   });
 

@@ -3,10 +3,10 @@
 // same checks as a mounted Secret's (parses, key matches, chains to its trust domain's bundle, in date).
 // A refused update keeps the previous SVID serving and is reported. Federated bundles are kept per trust
 // domain.
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { spiffeIdOf } from '../identity.ts';
-import { SvidError, validateSvid, type Svid } from '../source.ts';
+import { SvidError, validateSvidParts, type Svid } from '../source/secret-volume-source.ts';
+import type { X509Bundle, X509Source, X509SourceEvents } from '../source/x509-source.ts';
 import { X509SvidWatch, type WorkloadApiClientOptions } from './client.ts';
 import { WorkloadApiError } from './errors.ts';
 import type { X509SvidResponseMessage } from './messages.ts';
@@ -21,23 +21,33 @@ export interface WorkloadApiSourceOptions extends WorkloadApiClientOptions {
   now?: () => Date;
 }
 
-export interface WorkloadApiSourceEvents {
-  /** A new SVID (or a new bundle for its trust domain) was validated and is now in use. */
+export interface WorkloadApiSourceEvents extends X509SourceEvents {
+  /** A new SVID or new bundles were validated and are now in use. */
   update: [svid: Svid];
   /** The stream failed (it is retried unless it stopped) or an update was refused (the old SVID stays). */
   error: [err: Error];
 }
 
-const pemOf = (certs: { toString(): string }[]) => certs.map((c) => c.toString().trim() + '\n').join('');
+/** A digest of certificates by their DER, to tell a changed response from a repeated one. */
+const digestOf = (h: ReturnType<typeof createHash>, certs: readonly X509Certificate[]) => {
+  for (const c of certs) h.update(c.raw).update('\0');
+  return h.update('|');
+};
 
-export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> {
+const publicDer = (key: KeyObject) => createPublicKey(key).export({ type: 'spki', format: 'der' });
+
+/**
+ * The SVID of the SPIFFE Workload API, an X509Source: `current()` is the validated SVID (its key a
+ * KeyObject), `bundleFor(td)` the roots of its own trust domain or of a federated one.
+ */
+export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> implements X509Source {
   private readonly watch: X509SvidWatch;
   private readonly hint: string | undefined;
   private readonly logger: { warn(message: string): void } | null;
   private readonly now: () => Date;
   private svid: Svid | undefined;
   private digest = '';
-  private bundlesByDomain = new Map<string, string>();
+  private bundlesByDomain = new Map<string, X509Bundle>();
   private lastError: Error | undefined;
   private closed = false;
   private readonly waiters = new Set<() => void>();
@@ -89,13 +99,13 @@ export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> {
    * Resolves with the SVID once one valid SVID has arrived; rejects with an SvidError saying what was last
    * wrong when none arrived within `timeoutMs`, or at once when the agent refused the request for good.
    */
-  ready(timeoutMs: number): Promise<Svid> {
-    if (this.svid) return Promise.resolve(this.svid);
+  ready(timeoutMs = 30_000): Promise<void> {
+    if (this.svid) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = () => {
         if (this.svid) {
           done();
-          resolve(this.svid);
+          resolve();
         } else if (this.watch.hasStopped || this.closed) {
           done();
           reject(
@@ -145,9 +155,13 @@ export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> {
     return this.current().spiffeId;
   }
 
-  /** Trust bundles (PEM) by trust domain name: the SVID's own and the federated ones. */
-  bundles(): ReadonlyMap<string, string> {
-    return this.bundlesByDomain;
+  /** The roots of a trust domain: the SVID's own or a federated one; undefined before the first SVID. */
+  bundleFor(trustDomain: string): X509Bundle | undefined {
+    return this.bundlesByDomain.get(trustDomain);
+  }
+
+  trustDomains(): string[] {
+    return [...this.bundlesByDomain.keys()];
   }
 
   close(): void {
@@ -157,37 +171,43 @@ export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> {
   }
 
   private onResponse(msg: X509SvidResponseMessage): void {
-    let svid: Omit<Svid, 'generation'>;
-    let bundles: Map<string, string>;
+    let svid: Svid;
+    let bundles: Map<string, X509Bundle>;
     let digest: string;
     try {
       const ctx = parseX509Context(msg);
       const picked = pickSvid(ctx, this.hint);
       const td = trustDomainOfId(picked.spiffeId);
-      const inCert = spiffeIdOf(picked.chain[0]);
-      if (inCert !== picked.spiffeId)
-        throw new SvidError(
-          `the agent labelled the SVID ${picked.spiffeId} but its certificate says ${inCert ?? 'no single SPIFFE ID'}`,
-        );
-      bundles = new Map([...ctx.bundles].map(([d, certs]) => [d, pemOf(certs)]));
-      const keyPem = picked.key.export({ format: 'pem', type: 'pkcs8' }).toString();
-      const files = { certChainPem: pemOf(picked.chain), keyPem, bundlePem: bundles.get(td) ?? '' };
-      digest = createHash('sha256')
-        .update(files.certChainPem)
-        .update('\0')
-        .update(keyPem)
-        .update('\0')
-        .update(files.bundlePem)
-        .digest('hex');
-      if (digest === this.digest && this.svid) {
-        this.bundlesByDomain = bundles;
-        return;
-      }
-      svid = validateSvid(files, this.now());
+      const h = createHash('sha256').update(picked.spiffeId).update('\0');
+      digestOf(h, picked.chain);
+      // The key is hashed by its public half: the private key is never exported here.
+      h.update(publicDer(picked.key));
+      const sorted = [...ctx.bundles.keys()].sort();
+      for (const d of sorted) digestOf(h.update(d).update('\0'), ctx.bundles.get(d) ?? []);
+      digest = h.digest('hex');
+      if (digest === this.digest && this.svid) return;
+      const roots = ctx.bundles.get(td) ?? [];
+      svid = validateSvidParts({ chain: picked.chain, key: picked.key, roots }, this.now()).svid;
       if (svid.spiffeId !== picked.spiffeId)
         throw new SvidError(
           `the agent labelled the SVID ${picked.spiffeId} but its certificate says ${svid.spiffeId}`,
         );
+      if (this.svid && svid.trustDomain !== this.svid.trustDomain)
+        throw new SvidError(
+          `the new SVID ${svid.spiffeId} is of another trust domain than ${this.svid.spiffeId}: restart to change trust domains`,
+        );
+      // One bundle object per trust domain per change: peer checks cache chain results per bundle object.
+      bundles = new Map(
+        sorted.map((d) => {
+          const roots = ctx.bundles.get(d) ?? [];
+          const old = this.bundlesByDomain.get(d);
+          const same =
+            old !== undefined &&
+            old.roots.length === roots.length &&
+            old.roots.every((r, i) => r.raw.equals((roots[i] as X509Certificate).raw));
+          return [d, same ? old : { trustDomain: d, roots }];
+        }),
+      );
     } catch (err) {
       const e = err as Error;
       const why = e instanceof WorkloadApiError || e instanceof SvidError ? e.message : String(e);
@@ -198,11 +218,12 @@ export class WorkloadApiSource extends EventEmitter<WorkloadApiSourceEvents> {
       );
       return;
     }
+    const first = this.svid === undefined;
     this.lastError = undefined;
     this.digest = digest;
     this.bundlesByDomain = bundles;
-    this.svid = { ...svid, generation: (this.svid?.generation ?? 0) + 1 };
-    if (this.svid.generation > 1) this.emit('update', this.svid);
+    this.svid = svid;
+    if (!first) this.emit('update', this.svid);
     this.wake();
   }
 

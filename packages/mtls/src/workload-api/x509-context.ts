@@ -3,6 +3,7 @@
 // domain, plus the federated ones). This only parses; whether an SVID is usable (key matches, chains to
 // its trust domain's bundle, in date) is checked by the source before it is used.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { parseSpiffeId, SpiffeIdError, trustDomainProblem } from '../spiffe-id.ts';
 import { splitDer } from './der.ts';
 import { WorkloadApiError } from './errors.ts';
 import type { X509SvidMessage, X509SvidResponseMessage } from './messages.ts';
@@ -21,13 +22,10 @@ export interface X509Context {
   bundles: Map<string, X509Certificate[]>;
 }
 
-// SPIFFE ID spec: a trust domain name is lowercase letters, digits, dots, dashes and underscores.
-const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
-
 /** A trust domain name from a federated_bundles key: `example.org` or `spiffe://example.org`. */
 export function trustDomainFromKey(key: string): string {
   const td = key.startsWith('spiffe://') ? key.slice('spiffe://'.length) : key;
-  if (!TRUST_DOMAIN.test(td))
+  if (trustDomainProblem(td) !== undefined)
     throw new WorkloadApiError(
       'malformed',
       `federated bundle key ${JSON.stringify(key.slice(0, 300))} is not a trust domain`,
@@ -35,12 +33,17 @@ export function trustDomainFromKey(key: string): string {
   return td;
 }
 
-/** The trust domain of a SPIFFE ID (`spiffe://<td>/path`), validated. */
+/** The trust domain of a SPIFFE ID, by the library's one SPIFFE-ID parser. */
 export function trustDomainOfId(spiffeId: string): string {
-  const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(spiffeId);
-  if (!m || !TRUST_DOMAIN.test(m[1] as string))
-    throw new WorkloadApiError('malformed', `${JSON.stringify(spiffeId.slice(0, 300))} is not a SPIFFE ID`);
-  return m[1] as string;
+  try {
+    return parseSpiffeId(spiffeId).trustDomain;
+  } catch (err) {
+    if (!(err instanceof SpiffeIdError)) throw err;
+    throw new WorkloadApiError(
+      'malformed',
+      `${JSON.stringify(spiffeId.slice(0, 300))} is not a SPIFFE ID: ${err.message}`,
+    );
+  }
 }
 
 function certificates(der: Uint8Array, what: string): X509Certificate[] {

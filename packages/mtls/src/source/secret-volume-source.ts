@@ -7,13 +7,19 @@
 //  - a stat + content-hash poll backs the watch up, and replaces it where watching fails;
 //  - a new set is used only after it parses, its key matches, it chains to its bundle and is in date;
 //    otherwise the previous set keeps serving and an 'error' event says why.
+//  - ca.crt is the bundle of the SVID's own trust domain; other trust domains' roots (federation) come only
+//    from `federatedBundles`, each kept apart, so a root in one can never vouch for another's IDs.
 import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { spiffeIdOf } from './identity.ts';
-import { certificatesFromPem, chainsTo, PemError } from './pem.ts';
+import { inspect } from 'node:util';
+import { certificatesFromPem, chainsTo, PemError } from '../pem.ts';
+import { validateTrustDomain } from '../spiffe-id.ts';
+import { svidLeafId } from '../x509-svid.ts';
+import type { X509Bundle, X509Source, X509SourceEvents, X509Svid } from './x509-source.ts';
+import { splitCredentialBundle } from './credential-bundle.ts';
 
 export interface SvidFiles {
   cert: string;
@@ -24,6 +30,8 @@ export interface SvidFiles {
 export interface SvidSourceOptions {
   /** File names in the directory; defaults to the kubernetes.io/tls Secret layout. */
   files?: Partial<SvidFiles>;
+  /** Roots of other trust domains (federation), PEM by trust domain. ca.crt is always the SVID's own. */
+  federatedBundles?: Record<string, string>;
   /** Backstop poll; also the only mechanism where fs.watch is unavailable. Default 10 s. */
   pollIntervalMs?: number;
   /** Warn ('expiring' event) when less than this fraction of the lifetime is left. Default 0.2. */
@@ -32,19 +40,10 @@ export interface SvidSourceOptions {
   logger?: { warn(message: string): void } | null;
 }
 
-/** One validated SVID generation. */
-export interface Svid {
-  spiffeId: string;
-  serialNumber: string;
-  notBefore: Date;
-  notAfter: Date;
-  /** tls.crt as read: the leaf, then any intermediates. */
-  certChainPem: string;
-  keyPem: string;
-  bundlePem: string;
-  leaf: X509Certificate;
-  /** Increments with every accepted change, so pools can tell connections of old credentials apart. */
-  generation: number;
+/** One validated SVID generation from the directory. */
+export interface Svid extends X509Svid {
+  /** The leaf certificate (certificates[0]). */
+  readonly leaf: X509Certificate;
 }
 
 export class SvidError extends Error {
@@ -55,57 +54,106 @@ export class SvidError extends Error {
 }
 
 const DEFAULT_FILES: SvidFiles = { cert: 'tls.crt', key: 'tls.key', bundle: 'ca.crt' };
-/** Parses and checks one set of files; throws an SvidError naming the problem (never quoting the key). */
+
+/** An SVID whose key never shows: not in console.log, util.inspect or JSON.stringify. */
+function makeSvid(fields: Omit<Svid, 'privateKey'>, privateKey: KeyObject): Svid {
+  const svid = { ...fields } as Svid;
+  Object.defineProperty(svid, 'privateKey', { value: privateKey, enumerable: false });
+  const shown = () => ({
+    spiffeId: svid.spiffeId,
+    serialNumber: svid.serialNumber,
+    notBefore: svid.notBefore,
+    notAfter: svid.notAfter,
+    privateKey: '[redacted]',
+  });
+  Object.defineProperty(svid, 'toJSON', { value: shown, enumerable: false });
+  Object.defineProperty(svid, inspect.custom, { value: () => `Svid ${inspect(shown())}`, enumerable: false });
+  return Object.freeze(svid);
+}
+
+function asSvidError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw err instanceof PemError ? new SvidError(err.message) : err;
+  }
+}
+
+/**
+ * Parses and checks one set of files: the key matches, the leaf follows the X.509-SVID rules, it chains to
+ * the bundle and is in date. Throws an SvidError naming the problem (never quoting the key).
+ */
 export function validateSvid(
   files: { certChainPem: string; keyPem: string; bundlePem: string },
   now = new Date(),
-): Omit<Svid, 'generation'> {
-  const asSvidError = <T>(fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      throw err instanceof PemError ? new SvidError(err.message) : err;
-    }
-  };
+): { svid: Svid; bundle: X509Bundle } {
   const chain = asSvidError(() => certificatesFromPem(files.certChainPem, 'the certificate file'));
-  const leaf = chain[0] as X509Certificate;
   let key: KeyObject;
   try {
     key = createPrivateKey(files.keyPem);
   } catch {
     throw new SvidError('the key file is not a readable PEM private key');
   }
-  if (!leaf.checkPrivateKey(key)) throw new SvidError('the private key does not match the certificate');
   const roots = asSvidError(() => certificatesFromPem(files.bundlePem, 'the trust bundle'));
+  return validateSvidParts({ chain, key, roots }, now);
+}
+
+/**
+ * The same checks on parsed parts (the Workload API delivers DER and a KeyObject): the key matches the leaf,
+ * the leaf follows the X.509-SVID rules, the chain reaches `roots` (its own trust domain's) and is in date.
+ */
+export function validateSvidParts(
+  parts: { chain: readonly X509Certificate[]; key: KeyObject; roots: readonly X509Certificate[] },
+  now = new Date(),
+): { svid: Svid; bundle: X509Bundle } {
+  const { chain, key } = parts;
+  const leaf = chain[0];
+  if (!leaf) throw new SvidError('the certificate chain is empty');
+  const roots = [...parts.roots];
+  if (!leaf.checkPrivateKey(key)) throw new SvidError('the private key does not match the certificate');
+  if (roots.length === 0) throw new SvidError('the trust bundle is empty');
   if (!chainsTo(leaf, chain.slice(1), roots))
     throw new SvidError('the certificate does not chain to the trust bundle');
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (now >= notAfter) throw new SvidError(`the certificate expired at ${notAfter.toISOString()}`);
   if (now < notBefore) throw new SvidError(`the certificate is not valid before ${notBefore.toISOString()}`);
-  const spiffeId = spiffeIdOf(leaf);
-  if (!spiffeId)
-    throw new SvidError('the certificate has no single spiffe:// URI SAN, so it is not an X.509-SVID');
-  return { ...files, spiffeId, serialNumber: leaf.serialNumber.toLowerCase(), notBefore, notAfter, leaf };
+  const id = svidLeafId(leaf);
+  if (!id.ok) throw new SvidError(`the certificate is not an X.509-SVID: ${id.problem}`);
+  const svid = makeSvid(
+    {
+      spiffeId: id.peer.id,
+      trustDomain: id.peer.trustDomain,
+      certificates: [...chain],
+      leaf,
+      serialNumber: leaf.serialNumber.toLowerCase(),
+      notBefore,
+      notAfter,
+    },
+    key,
+  );
+  return { svid, bundle: { trustDomain: id.peer.trustDomain, roots } };
 }
 
-export interface SvidSourceEvents {
+export interface SvidSourceEvents extends X509SourceEvents {
   update: [svid: Svid];
-  error: [err: Error];
   expiring: [svid: Svid, msLeft: number];
 }
 
 /**
- * The current SVID of a directory. `update` fires after a new set was validated and adopted; `error` when a
- * changed set was refused (the previous one keeps serving); `expiring` when the SVID nears expiry without
- * a rotation.
+ * The SVID of a mounted Secret directory, an X509Source. `update` fires after a new set was validated and
+ * adopted; `error` when a changed set was refused (the previous one keeps serving); `expiring` when the SVID
+ * nears expiry without a rotation. A listener that throws is logged and never stops hot reload; an `error`
+ * with no listener is only logged.
  */
-export class SvidSource extends EventEmitter<SvidSourceEvents> {
+export class SvidSource extends EventEmitter<SvidSourceEvents> implements X509Source {
   readonly dir: string;
   private readonly files: SvidFiles;
-  private readonly opts: Required<Omit<SvidSourceOptions, 'files' | 'logger'>>;
+  private readonly opts: Required<Omit<SvidSourceOptions, 'files' | 'logger' | 'federatedBundles'>>;
   private readonly logger: { warn(message: string): void } | null;
+  private readonly federated = new Map<string, X509Bundle>();
   private svid!: Svid;
+  private ownBundle!: X509Bundle;
   private digest = '';
   private watcher?: FSWatcher;
   private pollTimer?: NodeJS.Timeout;
@@ -124,13 +172,23 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       expiryWarningFraction: opts.expiryWarningFraction ?? 0.2,
     };
     this.logger = opts.logger === undefined ? console : opts.logger;
+    for (const [td, pem] of Object.entries(opts.federatedBundles ?? {})) {
+      validateTrustDomain(td);
+      const roots = asSvidError(() => certificatesFromPem(pem, `the federated bundle of ${td}`));
+      this.federated.set(td, { trustDomain: td, roots });
+    }
   }
 
   /** Loads the directory (throws an SvidError when it holds no valid SVID) and starts watching it. */
   static async open(dir: string, opts: SvidSourceOptions = {}): Promise<SvidSource> {
     const source = new SvidSource(path.resolve(dir), opts);
-    const { svid, digest } = await source.read();
-    source.adopt(svid, digest, false);
+    const { svid, bundle, digest } = await source.read();
+    if (source.federated.has(svid.trustDomain)) {
+      throw new SvidError(
+        `federatedBundles has an entry for ${svid.trustDomain}, the SVID's own trust domain, whose bundle is ${source.files.bundle}: remove it`,
+      );
+    }
+    source.adopt(svid, bundle, digest, false);
     source.startWatching();
     return source;
   }
@@ -138,6 +196,19 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
   /** The SVID in use now. */
   current(): Svid {
     return this.svid;
+  }
+
+  bundleFor(trustDomain: string): X509Bundle | undefined {
+    return trustDomain === this.svid.trustDomain ? this.ownBundle : this.federated.get(trustDomain);
+  }
+
+  trustDomains(): string[] {
+    return [this.svid.trustDomain, ...this.federated.keys()];
+  }
+
+  /** An opened source has its SVID: resolves at once. */
+  ready(): Promise<void> {
+    return this.svid ? Promise.resolve() : Promise.reject(new SvidError(`${this.dir} holds no SVID yet`));
   }
 
   get spiffeId(): string {
@@ -148,9 +219,31 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
     return this.svid.notAfter;
   }
 
-  /** Checks the directory now (the watch and poll call this; tests and callers may too). */
+  /**
+   * Calls each listener on its own: one that throws is logged and neither stops the others nor hot reload;
+   * an 'error' nobody listens to is only logged (EventEmitter would throw it).
+   */
+  override emit<K extends keyof SvidSourceEvents>(event: K, ...args: SvidSourceEvents[K]): boolean {
+    const listeners = this.rawListeners(event) as ((...a: unknown[]) => void)[];
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args);
+      } catch (err) {
+        this.logger?.warn(
+          `svid: a listener of '${String(event)}' threw: ${(err as Error)?.message ?? String(err)}`,
+        );
+      }
+    }
+    return listeners.length > 0;
+  }
+
+  /** Checks the directory now (the watch and poll call this; tests and callers may too). Never rejects. */
   reload(): Promise<void> {
-    this.reloading = this.reloading.then(() => this.reloadOnce());
+    this.reloading = this.reloading
+      .then(() => this.reloadOnce())
+      .catch((err: unknown) => {
+        this.logger?.warn(`svid: reloading ${this.dir} failed: ${(err as Error)?.message ?? String(err)}`);
+      });
     return this.reloading;
   }
 
@@ -164,9 +257,14 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
 
   private async reloadOnce(): Promise<void> {
     if (this.closed) return;
-    let result: { svid: Omit<Svid, 'generation'>; digest: string };
+    let result: { svid: Svid; bundle: X509Bundle; digest: string };
     try {
       result = await this.read();
+      if (result.svid.trustDomain !== this.svid.trustDomain) {
+        throw new SvidError(
+          `the new SVID ${result.svid.spiffeId} is of another trust domain than ${this.svid.spiffeId}: restart to change trust domains`,
+        );
+      }
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       if (error.message === this.lastError) return;
@@ -174,33 +272,40 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       this.logger?.warn(
         `svid: keeping SVID ${this.svid.serialNumber}: the update in ${this.dir} was refused: ${error.message}`,
       );
-      // EventEmitter throws an 'error' nobody listens to; the log line above already reported it.
-      if (this.listenerCount('error') > 0) this.emit('error', error);
+      this.emit('error', error);
       return;
     }
     this.lastError = undefined;
     if (result.digest === this.digest) return;
-    this.adopt(result.svid, result.digest, true);
+    this.adopt(result.svid, result.bundle, result.digest, true);
   }
 
-  private adopt(svid: Omit<Svid, 'generation'>, digest: string, notify: boolean): void {
-    this.svid = { ...svid, generation: (this.svid?.generation ?? 0) + 1 };
+  private adopt(svid: Svid, bundle: X509Bundle, digest: string, notify: boolean): void {
+    this.svid = svid;
+    this.ownBundle = bundle;
     this.digest = digest;
     this.scheduleExpiryWarning();
     if (notify) this.emit('update', this.svid);
   }
 
   /** Reads one consistent set: every file from the same resolved ..data generation when there is one. */
-  private async read(): Promise<{ svid: Omit<Svid, 'generation'>; digest: string }> {
+  private async read(): Promise<{ svid: Svid; bundle: X509Bundle; digest: string }> {
     for (let attempt = 0; ; attempt++) {
       try {
         const base = await realpath(path.join(this.dir, '..data')).catch(() => this.dir);
         const read = (f: string) => readFile(path.join(base, f), 'utf8');
-        const [certChainPem, keyPem, bundlePem] = await Promise.all([
+        const [certFile, keyFile, bundlePem] = await Promise.all([
           read(this.files.cert),
           read(this.files.key),
           read(this.files.bundle),
         ]);
+        // One file holding key and chain (a pod certificate's credentialBundlePath): read once, split.
+        const files =
+          this.files.cert === this.files.key
+            ? splitCredentialBundle(keyFile)
+            : { certChainPem: certFile, keyPem: keyFile };
+        if ('problem' in files) throw new SvidError(`${this.files.key}: ${files.problem}`);
+        const { certChainPem, keyPem } = files;
         const digest = createHash('sha256')
           .update(certChainPem)
           .update('\0')
@@ -208,8 +313,8 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
           .update('\0')
           .update(bundlePem)
           .digest('hex');
-        if (digest === this.digest) return { svid: this.svid, digest };
-        return { svid: validateSvid({ certChainPem, keyPem, bundlePem }), digest };
+        if (digest === this.digest) return { svid: this.svid, bundle: this.ownBundle, digest };
+        return { ...validateSvid({ certChainPem, keyPem, bundlePem }), digest };
       } catch (err) {
         // kubelet removed the old generation between realpath and read: read the new one.
         const code = (err as NodeJS.ErrnoException).code;

@@ -1,0 +1,80 @@
+import { expect } from 'chai';
+import { ConfigError, parseConfig, parseTestTuning } from '../../../src/operator/config.ts';
+
+const required = ['--trust-domain=example.org', '--ca-secret=svid-system/ca'];
+
+function refused(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig([...required, ...argv], env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  return expect.fail(`expected ${argv.join(' ')} to be refused`);
+}
+
+describe('operator configuration', () => {
+  describe('--resync-period', () => {
+    it('defaults to 10 minutes', () => {
+      expect(parseConfig(required, {}).resyncSeconds).to.equal(600);
+    });
+
+    it('0 turns the resync off (it used to re-queue every identity every millisecond)', () => {
+      expect(parseConfig([...required, '--resync-period=0'], {}).resyncSeconds).to.equal(0);
+      expect(parseConfig([...required, '--resync-period=0s'], {}).resyncSeconds).to.equal(0);
+      expect(parseConfig(required, { SVID_RESYNC_PERIOD: '0' }).resyncSeconds).to.equal(0);
+    });
+
+    const tooShort: [string, string][] = [
+      ['1ms', '1ms'],
+      ['0.5s', '0.5s'],
+      ['59s', '59s'],
+      ['env 30s', '30s'],
+    ];
+    for (const [what, value] of tooShort) {
+      it(`refuses ${what}, below a minute, saying what is allowed`, () => {
+        const message = what.startsWith('env')
+          ? refused([], { SVID_RESYNC_PERIOD: value })
+          : refused([`--resync-period=${value}`]);
+        expect(message).to.contain(
+          `--resync-period must be 0 (off) or at least 1m, not "${value}": every resync re-checks every identity`,
+        );
+      });
+    }
+
+    it('accepts a minute and more', () => {
+      expect(parseConfig([...required, '--resync-period=1m'], {}).resyncSeconds).to.equal(60);
+      expect(parseConfig([...required, '--resync-period=2h'], {}).resyncSeconds).to.equal(7200);
+    });
+
+    it('refuses what is not a duration', () => {
+      expect(refused(['--resync-period=soon'])).to.match(/--resync-period: "soon" is not a duration/);
+    });
+  });
+
+  describe('test-only tuning from the environment', () => {
+    it('is empty by default and reads whole seconds', () => {
+      expect(parseTestTuning({})).to.deep.equal({
+        watchTimeoutSeconds: undefined,
+        healthWindowSeconds: undefined,
+        cacheSyncTimeoutSeconds: undefined,
+      });
+      expect(
+        parseTestTuning({
+          SVID_TEST_WATCH_TIMEOUT_SECONDS: '1',
+          SVID_TEST_HEALTH_WINDOW_SECONDS: '4',
+          SVID_TEST_CACHE_SYNC_TIMEOUT_SECONDS: '5',
+        }),
+      ).to.deep.equal({ watchTimeoutSeconds: 1, healthWindowSeconds: 4, cacheSyncTimeoutSeconds: 5 });
+    });
+
+    for (const bad of ['0', '-1', '1.5', 'soon', '1e400']) {
+      it(`refuses "${bad}"`, () => {
+        expect(() => parseTestTuning({ SVID_TEST_WATCH_TIMEOUT_SECONDS: bad })).to.throw(
+          ConfigError,
+          `SVID_TEST_WATCH_TIMEOUT_SECONDS must be a whole number of seconds >= 1, not "${bad}"`,
+        );
+      });
+    }
+  });
+});
