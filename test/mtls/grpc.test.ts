@@ -210,7 +210,9 @@ describe('gRPC credentials', function () {
       const err = (await unary(client, 1).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
       client.close();
       expect(err.code).to.equal(grpc.status.UNAUTHENTICATED);
-      expect(err.details).to.match(/the peer sent no certificate: present an X.509-SVID/);
+      expect(err.details).to.match(
+        /a client certificate \(an X.509-SVID\) is required: present an X.509-SVID/,
+      );
     } finally {
       laxServer.forceShutdown();
       provider.close();

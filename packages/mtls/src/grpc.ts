@@ -13,11 +13,11 @@
 //    synchronously on registration is never applied (and every connection is dropped): the first update
 //    goes out on the next tick, after registration.
 import * as grpc from '@grpc/grpc-js';
-import tls, { type PeerCertificate } from 'node:tls';
+import tls, { TLSSocket, type PeerCertificate } from 'node:tls';
 import { toAuthorizer, type Authorizer } from './authorize.ts';
 import { identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
 import { notify, type Observer } from './observe.ts';
-import { verifyDetailedPeerCertificate } from './peer.ts';
+import { socketVerdict, verifyDetailedPeerCertificate, type PeerVerdict } from './peer.ts';
 import { toPem } from './pem.ts';
 import { credentialPem } from './server.ts';
 import { allRoots, type X509Source, type X509Svid } from './source/x509-source.ts';
@@ -160,6 +160,26 @@ export interface GrpcServerOptions {
 }
 
 /**
+ * The TLS socket of a server call, where grpc-js has it: the call a credentials interceptor receives is
+ * grpc-js's base call, which holds the HTTP/2 stream (grpc-js 1.10 to 1.14). Undefined elsewhere.
+ */
+function tlsSocketOf(call: unknown): TLSSocket | undefined {
+  const socket = (call as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+  return socket instanceof TLSSocket ? socket : undefined;
+}
+
+/**
+ * The verdict on a call's peer. With the socket it is the HTTPS servers' per-connection verdict (taken once
+ * per connection, re-checked when the certificate expires or its trust domain's bundle changes, and with
+ * the intermediates the peer sent); otherwise it is taken from the call's peer certificate.
+ */
+function callVerdict(call: grpc.ServerInterceptingCallInterface, source: X509Source, now: Date): PeerVerdict {
+  const socket = tlsSocketOf(call);
+  if (socket) return socketVerdict(socket, source, now);
+  return verifyDetailedPeerCertificate(call.getAuthContext().sslPeerCertificate, source, now);
+}
+
+/**
  * A server interceptor: each call's peer is checked as an X.509-SVID against its own trust domain's bundle
  * (UNAUTHENTICATED when that fails) and by the rule (PERMISSION_DENIED).
  */
@@ -174,11 +194,7 @@ export function spiffeAuthInterceptor(
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
-            const verdict = verifyDetailedPeerCertificate(
-              call.getAuthContext().sslPeerCertificate,
-              source,
-              now(),
-            );
+            const verdict = callVerdict(call, source, now());
             if (!verdict.ok) {
               notify(opts.observe, {
                 type: 'handshake-failed',
