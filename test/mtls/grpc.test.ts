@@ -29,7 +29,8 @@ import {
   type EchoClientType,
   type Pong,
 } from '../../examples/grpc-echo.ts';
-import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
+import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../../src/pki/index.ts';
+import { filesOf, id, makePki, SecretVolume, TD, type Pki } from './fixtures.ts';
 
 const updated = (s: SvidSource) => once(s, 'update').then(([u]) => u as Svid);
 
@@ -192,6 +193,54 @@ describe('gRPC credentials', function () {
     expect(() => grpcServerCredentials(serverSource, {} as never)).to.throw(
       /grpcServerCredentials needs an authorization rule: .*authorizeAny\(\)/,
     );
+  });
+
+  it('verifies a caller only against the roots of the trust domain it claims (federation per trust domain)', async () => {
+    const other = await loadCa(await createSelfSignedCa({ trustDomain: 'other.example' }));
+    const vol = await SecretVolume.create(filesOf(await pki.issue('server')));
+    const source = await SvidSource.open(vol.dir, {
+      logger: null,
+      federatedBundles: { 'other.example': other.trustBundlePem },
+    });
+    const seen: MtlsEvent[] = [];
+    const started = await startServer(
+      grpcServerCredentials(source, { authorize: authorizeAny(), observe: (e) => seen.push(e) }),
+      source,
+    );
+    // A plain grpc-js client, so that only the server's checks are under test.
+    const callAs = async (svid: IssuedSvid) => {
+      const creds = grpc.credentials.createSsl(
+        Buffer.from(bundlePem(source)),
+        Buffer.from(svid.keyPem),
+        Buffer.from(svid.certChainPem),
+        { checkServerIdentity: () => undefined },
+      );
+      const client = newEchoClient(started.address, creds, { 'grpc.use_local_subchannel_pool': 1 });
+      try {
+        return await unary(client, 1).catch((e: grpc.ServiceError) => e);
+      } finally {
+        client.close();
+      }
+    };
+    try {
+      // other.example's root signs a leaf that claims an ID of our trust domain: refused.
+      const impostor = await issueSvid(other, { spiffeId: id('admin'), durationSeconds: 600 });
+      const refused = (await callAs(impostor)) as grpc.ServiceError;
+      expect(refused.code).to.equal(grpc.status.UNAUTHENTICATED);
+      expect(refused.details).to.equal(
+        `the certificate of ${id('admin')} does not chain to a root of trust domain ${TD}: present an X.509-SVID this service trusts`,
+      );
+      expect(seen.at(-1)).to.deep.include({ type: 'handshake-failed', reason: 'wrong-trust-domain' });
+      // The same root vouches for its own trust domain, and the handler sees the verified caller.
+      const partner = 'spiffe://other.example/ns/x/sa/y';
+      const federated = await issueSvid(other, { spiffeId: partner, durationSeconds: 600 });
+      expect(((await callAs(federated)) as Pong).caller).to.equal(partner);
+      expect(((await callAs(await pki.issue('client'))) as Pong).caller).to.equal(id('client'));
+    } finally {
+      started.server.forceShutdown();
+      source.close();
+      await vol.remove();
+    }
   });
 
   it('the interceptor answers UNAUTHENTICATED when a call comes without a client SVID', async () => {

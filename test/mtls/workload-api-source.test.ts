@@ -9,6 +9,7 @@ import { encodeFrame } from '../../packages/mtls/src/workload-api/grpc-frame.ts'
 import { certificatesFromPem, WorkloadApiSource, type Svid } from '@svid-operator/mtls';
 import { FakeWorkloadApi } from '../../hack/lib/fake-workload-api.ts';
 import { certsDer, svidMessage } from '../support/svid-der.ts';
+import { issueSvid } from '../../src/pki/index.ts';
 import { makePki, TD, type Pki } from './fixtures.ts';
 
 /** Timers the test fires by hand: no sleeping on backoff. */
@@ -95,6 +96,36 @@ describe('Workload API source (protocol, against a scripted server)', function (
     expect(svid.serialNumber).to.equal(next.serialNumber.toLowerCase());
     expect(source.current()).to.equal(svid);
     expect(api.calls).to.have.length(1);
+  });
+
+  it('a change of federated bundles alone is an update; unchanged bundles keep their object; another trust domain is refused', async () => {
+    const issued = await pki.issue('web');
+    const other = await pki.issue('x', { ca: pki.otherCa });
+    api.state = { svids: [svidMessage(issued)], crl: [], federatedBundles: new Map() };
+    const source = open();
+    await source.ready();
+    const own = source.bundleFor(TD);
+    const updated = nextUpdate(source);
+    api.push({
+      svids: [svidMessage(issued)],
+      crl: [],
+      federatedBundles: new Map([['partner.example', certsDer(other.bundlePem)]]),
+    });
+    expect((await updated).serialNumber).to.equal(issued.serialNumber.toLowerCase());
+    expect(source.bundleFor(TD)).to.equal(own);
+    expect(fingerprints(source.bundleFor('partner.example')?.roots)).to.deep.equal(
+      pemFingerprints(other.bundlePem),
+    );
+    const failed = nextError(source);
+    const elsewhere = await issueSvid(pki.ca, {
+      spiffeId: 'spiffe://elsewhere.example/ns/x/sa/web',
+      durationSeconds: 600,
+    });
+    api.push({ svids: [svidMessage(elsewhere)], crl: [], federatedBundles: new Map() });
+    expect((await failed).message).to.match(
+      /keeping SVID .*: .*another trust domain than .*restart to change trust domains/,
+    );
+    expect(source.current().spiffeId).to.equal(issued.spiffeId);
   });
 
   it('uses the first SVID by default, or the one with the hint, and keeps federated bundles per trust domain', async () => {
