@@ -134,7 +134,7 @@ export function callerPeerId(
   source: X509Source,
   now = new Date(),
 ): PeerId | undefined {
-  const verdict = verifyDetailedPeerCertificate(call.getAuthContext().sslPeerCertificate, source, now);
+  const verdict = callVerdict(call, source, now);
   return verdict.ok ? verdict.peer : undefined;
 }
 
@@ -160,12 +160,19 @@ export interface GrpcServerOptions {
 }
 
 /**
- * The TLS socket of a server call, where grpc-js has it: the call a credentials interceptor receives is
- * grpc-js's base call, which holds the HTTP/2 stream (grpc-js 1.10 to 1.14). Undefined elsewhere.
+ * The TLS socket of a server call, where grpc-js has it: its base call holds the HTTP/2 stream; the call a
+ * handler gets wraps the intercepting calls (`call`, then `nextCall`) down to it (grpc-js 1.10 to 1.14).
+ * Undefined where that shape is not found.
  */
 function tlsSocketOf(call: unknown): TLSSocket | undefined {
-  const socket = (call as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
-  return socket instanceof TLSSocket ? socket : undefined;
+  type Shape = { stream?: { session?: { socket?: unknown } }; call?: unknown; nextCall?: unknown };
+  let c = call as Shape | undefined;
+  for (let depth = 0; c && typeof c === 'object' && depth < 16; depth++) {
+    const socket = c.stream?.session?.socket;
+    if (socket instanceof TLSSocket) return socket;
+    c = (c.call ?? c.nextCall) as Shape | undefined;
+  }
+  return undefined;
 }
 
 /**
@@ -173,7 +180,7 @@ function tlsSocketOf(call: unknown): TLSSocket | undefined {
  * per connection, re-checked when the certificate expires or its trust domain's bundle changes, and with
  * the intermediates the peer sent); otherwise it is taken from the call's peer certificate.
  */
-function callVerdict(call: grpc.ServerInterceptingCallInterface, source: X509Source, now: Date): PeerVerdict {
+function callVerdict(call: AuthContextCall, source: X509Source, now: Date): PeerVerdict {
   const socket = tlsSocketOf(call);
   if (socket) return socketVerdict(socket, source, now);
   return verifyDetailedPeerCertificate(call.getAuthContext().sslPeerCertificate, source, now);
