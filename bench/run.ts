@@ -12,11 +12,12 @@ import {
   type ClusterResult,
   type ClusterSizes,
 } from './cluster.ts';
+import { benchGrpc, type GrpcResult } from './grpc.ts';
 import { benchLibrary, type LibraryResult } from './library.ts';
 import { benchSigning } from './signing.ts';
 
-export type Section = 'signing' | 'library' | 'cluster';
-export const SECTIONS: readonly Section[] = ['signing', 'library', 'cluster'];
+export type Section = 'signing' | 'library' | 'grpc' | 'cluster';
+export const SECTIONS: readonly Section[] = ['signing', 'library', 'grpc', 'cluster'];
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
@@ -24,6 +25,7 @@ export interface BenchResults extends ClusterResult {
   machine: { cores: number; node: string; smoke: boolean; operatorArgs: string[] };
   signing: { perSecond: number | null; referencePerSecond: number | null; ratio: number | null };
   library: Nullable<LibraryResult>;
+  grpc: Nullable<GrpcResult>;
   /** Why a figure is null: the section was not run, or what stopped it. */
   notMeasured: Record<string, string>;
 }
@@ -55,6 +57,16 @@ export async function runBench(opts: {
       failedRequests: null,
       requests: null,
     },
+    grpc: {
+      callsPerSecond: null,
+      plainCallsPerSecond: null,
+      callRatio: null,
+      cpuCallRatio: null,
+      failedCalls: null,
+      workloadApiRotations: null,
+      workloadApiRotationP50Ms: null,
+      workloadApiRotationP99Ms: null,
+    },
     ...emptyClusterResult(sizes),
     notMeasured: {},
   };
@@ -79,6 +91,11 @@ export async function runBench(opts: {
       opts.smoke ? { roundMs: 200, rounds: 1, swaps: 5 } : { roundMs: 1000, rounds: 6, swaps: 100 },
     );
   }
+  if (!skipped('grpc')) {
+    results.grpc = await benchGrpc(
+      opts.smoke ? { roundMs: 200, rounds: 1, rotations: 5 } : { roundMs: 2000, rounds: 6, rotations: 100 },
+    );
+  }
   if (!skipped('cluster')) {
     try {
       await benchCluster(sizes, results, (line) => console.log(line));
@@ -96,7 +113,7 @@ export async function runBench(opts: {
 
 function printTable(r: BenchResults, sizes: ClusterSizes): void {
   const fmt = (n: number | null, digits = 1) => (n === null ? 'n/a' : n.toFixed(digits));
-  const { signing, library: lib, ttr, writes, memory, caRotation } = r;
+  const { signing, library: lib, grpc, ttr, writes, memory, caRotation } = r;
   const rows: [string, string, string][] = [
     ['signing: SVIDs/s (ECDSA P-256, one core)', fmt(signing.perSecond), ''],
     ['signing: node:crypto keygen + sign /s', fmt(signing.referencePerSecond), ''],
@@ -129,6 +146,17 @@ function printTable(r: BenchResults, sizes: ClusterSizes): void {
     [`library: swap -> new cert p50 ms (${lib.swaps ?? 0} swaps)`, fmt(lib.swapP50Ms), ''],
     ['library: swap -> new cert p99 ms', fmt(lib.swapP99Ms), 'target <= 1000'],
     [`library: failed requests of ${lib.requests ?? 0} during swaps`, fmt(lib.failedRequests, 0), 'target 0'],
+    ['gRPC: calls/s, rotating SVID credentials', fmt(grpc.callsPerSecond), ''],
+    ['gRPC: calls/s, plain grpc-js TLS credentials', fmt(grpc.plainCallsPerSecond), ''],
+    ['gRPC: call ratio', fmt(grpc.callRatio, 3), 'target >= 0.95'],
+    ['gRPC: calls per CPU-second ratio', fmt(grpc.cpuCallRatio, 3), ''],
+    ['gRPC: failed calls', fmt(grpc.failedCalls, 0), 'target 0'],
+    [
+      `Workload API: rotation -> new SVID p50 ms (${grpc.workloadApiRotations ?? 0})`,
+      fmt(grpc.workloadApiRotationP50Ms),
+      '',
+    ],
+    ['Workload API: rotation -> new SVID p99 ms', fmt(grpc.workloadApiRotationP99Ms), 'target <= 1000'],
   ];
   console.log(
     `\nmachine: ${r.machine.cores} cores, Node ${r.machine.node}${r.machine.smoke ? ' (smoke run)' : ''}`,

@@ -29,6 +29,10 @@ describe('npm run bench --smoke', function () {
         expect(results.library?.[key], `library.${key}`).to.be.a('number').greaterThan(0);
       }
       expect(results.library?.failedRequests).to.be.a('number');
+      for (const key of ['callsPerSecond', 'plainCallsPerSecond', 'callRatio', 'workloadApiRotationP99Ms']) {
+        expect(results.grpc?.[key], `grpc.${key}`).to.be.a('number').greaterThan(0);
+      }
+      expect(results.grpc?.failedCalls).to.be.a('number');
       // The cluster figures: every key is a number (zero is a valid count), none left null.
       const cluster: Record<string, string[]> = {
         ttr: ['p50Ms', 'p99Ms', 'allReadySeconds'],

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 const pkg = fileURLToPath(new URL('../../packages/mtls/', import.meta.url));
 
 describe('mTLS library: dependencies', () => {
-  it('imports only node: builtins, undici and its own files (no Kubernetes client)', async () => {
+  it('imports only node: builtins, undici and its own files (no Kubernetes client); grpc.ts also grpc-js', async () => {
     const files = (await readdir(path.join(pkg, 'src'), { recursive: true })).filter((f) =>
       f.endsWith('.ts'),
     );
@@ -22,18 +22,22 @@ describe('mTLS library: dependencies', () => {
         const allowed =
           s.startsWith('node:') ||
           s === 'undici' ||
+          // The optional peer dependency, only in the module users import for gRPC.
+          (s === '@grpc/grpc-js' && file === 'grpc.ts') ||
           (s.startsWith('.') && inside.startsWith(path.join(pkg, 'src') + path.sep));
         expect(allowed, `${file} imports ${s}`).to.equal(true);
       }
     }
   });
 
-  it('declares undici as its only runtime dependency', async () => {
+  it('declares undici as its only runtime dependency, and grpc-js as an optional peer', async () => {
     const manifest = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8')) as {
       dependencies?: Record<string, string>;
       peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
     };
     expect(Object.keys(manifest.dependencies ?? {})).to.deep.equal(['undici']);
-    expect(manifest.peerDependencies ?? {}).to.deep.equal({});
+    expect(manifest.peerDependencies ?? {}).to.deep.equal({ '@grpc/grpc-js': '>=1.12.0' });
+    expect(manifest.peerDependenciesMeta).to.deep.equal({ '@grpc/grpc-js': { optional: true } });
   });
 });

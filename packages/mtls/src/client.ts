@@ -28,14 +28,14 @@ export interface ClientOptions {
   now?: () => Date;
 }
 
-function serverAuthorizer(opts: ClientOptions): Authorizer {
+export function serverAuthorizer(opts: ClientOptions): Authorizer {
   if (opts.serverId) return authorizeId(...(Array.isArray(opts.serverId) ? opts.serverId : [opts.serverId]));
   if (opts.authorizeServer) return opts.authorizeServer;
   throw new Error('say which server to trust: pass serverId (its SPIFFE ID) or authorizeServer (a rule)');
 }
 
 /** checkServerIdentity for SPIFFE: an SVID of its trust domain's bundle, allowed by the rule. */
-function identityCheck(
+export function identityCheck(
   source: X509Source,
   authz: Authorizer,
   opts: ClientOptions,
@@ -57,14 +57,14 @@ function identityCheck(
   };
 }
 
-function refuseResumed(socket: tls.TLSSocket): void {
+export function refuseResumed(socket: tls.TLSSocket): void {
   socket.once('secureConnect', () => {
     if (socket.isSessionReused())
       socket.destroy(new Error('a resumed TLS session was refused: its server was not checked'));
   });
 }
 
-function clientTlsOptions(source: X509Source, svid: X509Svid) {
+export function clientTlsOptions(source: X509Source, svid: X509Svid) {
   return {
     ...credentialPem(svid),
     ca: allRoots(source).map((c) => toPem('CERTIFICATE', c.raw)),
@@ -72,7 +72,7 @@ function clientTlsOptions(source: X509Source, svid: X509Svid) {
   };
 }
 
-const lifetimeMs = (svid: X509Svid) => svid.notAfter.getTime() - svid.notBefore.getTime();
+export const lifetimeMs = (svid: X509Svid) => svid.notAfter.getTime() - svid.notBefore.getTime();
 
 /**
  * An https.Agent for `https.request(url, { agent })`. Connections are pooled per credential generation:

@@ -54,3 +54,11 @@ export {
   type SpiffeId,
 } from './spiffe-id.ts';
 export { PemError, buildPath, certificatesFromPem, chainsTo, pemBlocks, toPem } from './pem.ts';
+export {
+  WorkloadApiSource,
+  type WorkloadApiSourceOptions,
+  type WorkloadApiSourceEvents,
+} from './workload-api/source.ts';
+export { WorkloadApiError, type WorkloadApiErrorReason } from './workload-api/errors.ts';
+export { connectHttp2, SvidHttp2Client, type Http2ClientOptions } from './http2-client.ts';
+export { connectTls, type TlsConnectOptions } from './tls-client.ts';

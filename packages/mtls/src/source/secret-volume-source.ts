@@ -88,15 +88,30 @@ export function validateSvid(
   now = new Date(),
 ): { svid: Svid; bundle: X509Bundle } {
   const chain = asSvidError(() => certificatesFromPem(files.certChainPem, 'the certificate file'));
-  const leaf = chain[0] as X509Certificate;
   let key: KeyObject;
   try {
     key = createPrivateKey(files.keyPem);
   } catch {
     throw new SvidError('the key file is not a readable PEM private key');
   }
-  if (!leaf.checkPrivateKey(key)) throw new SvidError('the private key does not match the certificate');
   const roots = asSvidError(() => certificatesFromPem(files.bundlePem, 'the trust bundle'));
+  return validateSvidParts({ chain, key, roots }, now);
+}
+
+/**
+ * The same checks on parsed parts (the Workload API delivers DER and a KeyObject): the key matches the leaf,
+ * the leaf follows the X.509-SVID rules, the chain reaches `roots` (its own trust domain's) and is in date.
+ */
+export function validateSvidParts(
+  parts: { chain: readonly X509Certificate[]; key: KeyObject; roots: readonly X509Certificate[] },
+  now = new Date(),
+): { svid: Svid; bundle: X509Bundle } {
+  const { chain, key } = parts;
+  const leaf = chain[0];
+  if (!leaf) throw new SvidError('the certificate chain is empty');
+  const roots = [...parts.roots];
+  if (!leaf.checkPrivateKey(key)) throw new SvidError('the private key does not match the certificate');
+  if (roots.length === 0) throw new SvidError('the trust bundle is empty');
   if (!chainsTo(leaf, chain.slice(1), roots))
     throw new SvidError('the certificate does not chain to the trust bundle');
   const notBefore = new Date(leaf.validFrom);
@@ -109,7 +124,7 @@ export function validateSvid(
     {
       spiffeId: id.peer.id,
       trustDomain: id.peer.trustDomain,
-      certificates: chain,
+      certificates: [...chain],
       leaf,
       serialNumber: leaf.serialNumber.toLowerCase(),
       notBefore,
