@@ -2,11 +2,9 @@ import { parseSpiffeId } from '../spiffe/index.ts';
 import type { LoadedCa } from './ca.ts';
 import { PkiError } from './errors.ts';
 import { DEFAULT_KEY, generateKeyPair, type KeySpec } from './keys.ts';
-import { leafExtensions, randomSerial, signCertificate, svidSubject } from './signer.ts';
-import { subjectPublicKeyBits } from './der.ts';
+import { signSvidLeaf } from './signer.ts';
 import { encodeEcKey } from './ec-encoding.ts';
 import { toPem } from './x509.ts';
-import { createHash } from 'node:crypto';
 
 export interface SvidRequest {
   spiffeId: string;
@@ -63,26 +61,14 @@ export async function issueSvid(ca: LoadedCa, req: SvidRequest): Promise<IssuedS
           spki: publicKey.export({ type: 'spki', format: 'der' }),
           pkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }),
         };
-  const serial = randomSerial();
-  const leafPem = signCertificate(
-    {
-      serial,
-      scheme: ca.scheme,
-      issuer: ca.subjectDer,
-      notBefore,
-      notAfter,
-      subject: svidSubject(),
-      spki,
-      extensions: leafExtensions({
-        spiffeId: req.spiffeId,
-        dnsNames: req.dnsNames ?? [],
-        rsa: keySpec.algorithm === 'RSA',
-        subjectKeyId: createHash('sha1').update(subjectPublicKeyBits(spki)).digest(),
-        authorityKeyId: ca.subjectKeyId,
-      }),
-    },
-    ca.key,
-  );
+  const { leafPem, serial } = signSvidLeaf(ca, {
+    spki,
+    spiffeId: req.spiffeId,
+    dnsNames: req.dnsNames ?? [],
+    rsa: keySpec.algorithm === 'RSA',
+    notBefore,
+    notAfter,
+  });
   return {
     certChainPem: leafPem + ca.chainPem,
     keyPem: toPem('PRIVATE KEY', pkcs8),

@@ -2,13 +2,13 @@
 // the kubelet made the key on the node). Pure code: which key types are accepted, how the SubjectPublicKeyInfo
 // is read out of a PKIX key or a stub PKCS#10 request, and the signature itself with the same leaf profile
 // as issueSvid.
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { parseSpiffeId } from '../spiffe/index.ts';
 import type { LoadedCa } from './ca.ts';
-import { readHeader, subjectPublicKeyBits } from './der.ts';
+import { readHeader } from './der.ts';
 import { PkiError } from './errors.ts';
 import { describeKey, type KeySpec } from './keys.ts';
-import { leafExtensions, randomSerial, signCertificate, svidSubject } from './signer.ts';
+import { signSvidLeaf } from './signer.ts';
 
 /** Largest SubjectPublicKeyInfo or stub PKCS#10 request read (the API server's own limit is 10 KiB). */
 export const MAX_REQUEST_BYTES = 10 * 1024;
@@ -138,26 +138,14 @@ export function signSvidForPublicKey(ca: LoadedCa, req: PublicKeySvidRequest): S
       `the CA (valid ${ca.notBefore.toISOString()} to ${ca.notAfter.toISOString()}) cannot cover ${notBefore.toISOString()} to ${notAfter.toISOString()}: rotate the CA to one that is valid for longer`,
     );
   }
-  const serial = randomSerial();
-  const leafPem = signCertificate(
-    {
-      serial,
-      scheme: ca.scheme,
-      issuer: ca.subjectDer,
-      notBefore,
-      notAfter,
-      subject: svidSubject(),
-      spki,
-      extensions: leafExtensions({
-        spiffeId: req.spiffeId,
-        dnsNames: [],
-        rsa: spec.algorithm === 'RSA',
-        subjectKeyId: createHash('sha1').update(subjectPublicKeyBits(spki)).digest(),
-        authorityKeyId: ca.subjectKeyId,
-      }),
-    },
-    ca.key,
-  );
+  const { leafPem, serial } = signSvidLeaf(ca, {
+    spki,
+    spiffeId: req.spiffeId,
+    dnsNames: [],
+    rsa: spec.algorithm === 'RSA',
+    notBefore,
+    notAfter,
+  });
   return {
     certChainPem: leafPem + ca.chainPem,
     serialNumber: serial.toString('hex'),

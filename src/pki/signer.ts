@@ -1,4 +1,4 @@
-import { randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, sign, type KeyObject } from 'node:crypto';
 import {
   bitString,
   contextExplicit,
@@ -8,6 +8,7 @@ import {
   oid,
   sequence,
   set,
+  subjectPublicKeyBits,
   time,
   TRUE,
   unsignedInteger,
@@ -154,4 +155,43 @@ export function caSubject(commonName: string): Buffer {
     set(sequence(oid('2.5.4.10'), utf8String('svid-operator'))),
     set(sequence(oid('2.5.4.3'), utf8String(commonName))),
   );
+}
+
+/**
+ * Signs an X.509-SVID leaf for `spki` with the CA: the one place that applies the SVID profile (empty
+ * subject, critical URI SAN, keyUsage and EKU, key identifiers), for SVIDs whose key the operator makes and
+ * for public keys it is given (pod certificates). Returns the leaf PEM and its serial.
+ */
+export function signSvidLeaf(
+  ca: { scheme: SignatureScheme; subjectDer: Buffer; subjectKeyId: Buffer; key: KeyObject },
+  leaf: {
+    spki: Buffer;
+    spiffeId: string;
+    dnsNames: readonly string[];
+    rsa: boolean;
+    notBefore: Date;
+    notAfter: Date;
+  },
+): { leafPem: string; serial: Buffer } {
+  const serial = randomSerial();
+  const leafPem = signCertificate(
+    {
+      serial,
+      scheme: ca.scheme,
+      issuer: ca.subjectDer,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+      subject: svidSubject(),
+      spki: leaf.spki,
+      extensions: leafExtensions({
+        spiffeId: leaf.spiffeId,
+        dnsNames: leaf.dnsNames,
+        rsa: leaf.rsa,
+        subjectKeyId: createHash('sha1').update(subjectPublicKeyBits(leaf.spki)).digest(),
+        authorityKeyId: ca.subjectKeyId,
+      }),
+    },
+    ca.key,
+  );
+  return { leafPem, serial };
 }
