@@ -5,6 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import {
   grpcChannelCredentials,
@@ -15,6 +17,7 @@ import {
 import {
   authorizeAny,
   authorizeId,
+  createHttpsServer,
   SvidSource,
   toPem,
   type MtlsEvent,
@@ -270,6 +273,59 @@ describe('gRPC credentials', function () {
     } finally {
       client.close();
       started.server.forceShutdown();
+    }
+  });
+
+  it('a client SVID under the same intermediate CA as the server: the server verifies it (gRPC and HTTPS)', async () => {
+    // Node exposes none of the intermediates a client sent on the server side; a client of our trust domain
+    // is issued under the same CA chain as the server's own SVID, whose intermediates stand in for them.
+    const root = await buildCert({ commonName: 'root' });
+    const int = await buildCert({ commonName: 'intermediate', issuer: root });
+    const leaf = async (sa: string) => {
+      const c = await buildCert({ commonName: sa, issuer: int, ca: false, keyUsage: 'sign', uris: [id(sa)] });
+      return { certChainPem: c.certPem + int.certPem, keyPem: c.keyPem, bundlePem: root.certPem };
+    };
+    const serverSrc = new FixedSource(await leaf('server'));
+    const clientSvid = await leaf('client');
+    const clientSrc = new FixedSource(clientSvid);
+    const started = await startServer(
+      grpcServerCredentials(serverSrc, { authorize: authorizeId(id('client')) }),
+      serverSrc,
+    );
+    const client = newEchoClient(
+      started.address,
+      grpcChannelCredentials(clientSrc, { serverId: id('server') }),
+    );
+    const web = createHttpsServer(serverSrc, { authorize: authorizeId(id('client')) }, (req, res) =>
+      res.end(req.spiffeId),
+    );
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    try {
+      expect((await unary(client, 3)).caller).to.equal(id('client'));
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = https.get(
+          {
+            host: '127.0.0.1',
+            port: (web.address() as AddressInfo).port,
+            path: '/',
+            cert: clientSvid.certChainPem,
+            key: clientSvid.keyPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString()));
+            res.on('end', () => resolve(`${res.statusCode} ${text}`));
+          },
+        );
+        req.on('error', reject);
+      });
+      expect(body).to.equal(`200 ${id('client')}`);
+    } finally {
+      client.close();
+      started.server.forceShutdown();
+      web.close();
     }
   });
 

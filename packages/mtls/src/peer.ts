@@ -63,17 +63,33 @@ function presentedFromDetailed(cert: PeerCertificate): Presented {
 const chainCache = new WeakMap<X509Bundle, Map<string, boolean>>();
 const CHAIN_CACHE_MAX = 1024;
 
-function chainsToBundle(presented: Presented, bundle: X509Bundle): boolean {
+/**
+ * Whether the presented chain leads to a root of `bundle`. Node exposes none of the intermediates a client
+ * sent on the server side (neither getPeerX509Certificate nor getPeerCertificate(true) links them, though
+ * OpenSSL verified the path with them), so `own` (the intermediates above this service's own SVID) are
+ * candidates too: a client of our trust domain is issued under the same CA chain. Extra candidates cannot
+ * create trust: every link is checked by signature up to a root of the claimed trust domain.
+ */
+function chainsToBundle(presented: Presented, bundle: X509Bundle, own: readonly X509Certificate[]): boolean {
   let cache = chainCache.get(bundle);
   if (!cache) chainCache.set(bundle, (cache = new Map()));
-  const key = presented.chainKey;
+  const key = [presented.chainKey, ...own.map((c) => c.fingerprint256)].join('|');
   let result = cache.get(key);
   if (result === undefined) {
-    result = chainsTo(presented.leaf(), presented.intermediates(), bundle.roots);
+    result = chainsTo(presented.leaf(), [...presented.intermediates(), ...own], bundle.roots);
     if (cache.size >= CHAIN_CACHE_MAX) cache.clear();
     cache.set(key, result);
   }
   return result;
+}
+
+/** The intermediates above the source's own leaf (none when its CA is a root, or before it has an SVID). */
+function ownIntermediates(source: X509Source): readonly X509Certificate[] {
+  try {
+    return source.current().certificates.slice(1);
+  } catch {
+    return [];
+  }
 }
 
 /** The certificates a peer sent after its leaf, as Node linked them (bounded). */
@@ -152,7 +168,7 @@ function verifyPresented(presented: Presented, source: X509Source, now: Date): P
       message: `${peer.id} is of trust domain ${peer.trustDomain}, which this service has no trust bundle for`,
     };
   }
-  if (!chainsToBundle(presented, bundle)) {
+  if (!chainsToBundle(presented, bundle, ownIntermediates(source))) {
     return {
       ok: false,
       reason: 'wrong-trust-domain',
