@@ -7,8 +7,8 @@
 //      server is Ready) the client Deployment calling it over mTLS every 500 ms
 //   3. the stranger Job (valid SVID, SPIFFE ID not allowed) must get 403 on every request
 //   4. the operator pod is deleted; its replacement takes the Lease and renews
-//   5. the CA Secret is replaced; every SVID is re-issued from the new CA and the old CA leaves the
-//      bundles after the overlap
+//   5. the CA Secret is replaced; the rotation runs in phases: both roots in every bundle, every SVID
+//      re-issued from the new CA, then the old CA leaves the bundles
 //   6. the replacement operator pod runs at least 8 minutes with 0 restarts; /metrics scraped through
 //      its Service from a pod
 //   7. the client's log: every request answered 200, through several rotations of both SVIDs
@@ -161,7 +161,8 @@ export async function runScenario(env: ScenarioEnv): Promise<ScenarioResult> {
         '--set',
         'minDuration=1m',
         '--set',
-        'caOverlap=2m',
+        // Well above kubelet's Secret sync here (syncFrequency 1s), so the rotation's phases stay short.
+        'caPropagationDelay=30s',
         '--wait',
         '--timeout',
         '5m',
@@ -258,7 +259,8 @@ export async function runScenario(env: ScenarioEnv): Promise<ScenarioResult> {
           return leaf && new X509Certificate(leaf).verify(caKey) ? true : undefined;
         });
       }
-      // The old CA leaves the bundles after caOverlap (2m).
+      // The old CA leaves the bundles once the last SVID it signed (2 min lifetimes) has expired, plus the
+      // propagation delay (30 s).
       for (const sa of ['server', 'client']) {
         await until(`the old CA gone from ${sa}'s bundle`, 240_000, async () => {
           const bundle = pems(await secretPem(sa, 'ca.crt'));
