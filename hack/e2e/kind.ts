@@ -1,27 +1,14 @@
 // The end-to-end scenario (hack/e2e/scenario.ts) against an existing cluster through a kubectl context,
 // for hack/e2e-kind.sh: `node hack/e2e/kind.ts --context kind-svid-e2e`. The images svid-operator:e2e
 // and svid-example:e2e must already be on the cluster's nodes.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureBinaries } from '../lib/binaries.ts';
+import { exec } from './exec.ts';
 import { runScenario, summarize } from './scenario.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-
-async function exec(bin: string, args: string[], input?: string): Promise<string> {
-  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdin.end(input ?? '');
-  const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0) throw new Error(`${path.basename(bin)} ${args.join(' ')} failed (${code}): ${err.trim()}`);
-  return out;
-}
 
 const { values } = parseArgs({ options: { context: { type: 'string' } } });
 if (!values.context) {

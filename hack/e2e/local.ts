@@ -5,28 +5,15 @@
 //
 // On a host that cannot run a node (not root, no cgroups) it prints "skipped: <reason>" and exits 0,
 // except with CI=true, where a skip is a failure (exit 1).
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBinaries, ensureNodeBinaries, runBuildScript } from '../lib/binaries.ts';
 import { NodeCluster, nodeUnsupportedReason } from '../lib/node-cluster.ts';
+import { exec } from './exec.ts';
 import { runScenario, summarize, type ScenarioResult } from './scenario.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const log = (line: string) => console.error(`e2e: ${line}`);
-
-async function exec(bin: string, args: string[], input?: string): Promise<string> {
-  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdin.end(input ?? '');
-  const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0) throw new Error(`${path.basename(bin)} ${args.join(' ')} failed (${code}): ${err.trim()}`);
-  return out;
-}
 
 export type LocalE2e =
   { skipped: string } | { result: ScenarioResult; buildSeconds: number; clusterSeconds: number };
