@@ -14,17 +14,16 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 # shellcheck source=SCRIPTDIR/lib/k8s-wrapper.sh
 source "$here/lib/k8s-wrapper.sh"
+# shellcheck source=SCRIPTDIR/lib/build-cache.sh
+source "$here/lib/build-cache.sh"
 
-cache_root="${SVID_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/svid-operator}"
+cache_root="$(svid_cache_root)"
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 dest="$cache_root/$key"
 bin="$dest/bin"
 binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
-complete() {
-  local b
-  for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
-}
+complete() { all_executable "$bin" "${binaries[@]}"; }
 
 if complete; then
   echo "$bin"
@@ -33,15 +32,10 @@ fi
 
 command -v go >/dev/null || { echo "build-control-plane: Go is required (https://go.dev/dl) and was not found on PATH" >&2; exit 1; }
 
-# Never let the go command fetch a different toolchain: only the module proxy is reachable.
-export GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+go_from_module_proxy
 export CGO_ENABLED=0
 
-mkdir -p "$dest"
-# One build at a time per cache key, so a parallel test run waits instead of racing.
-exec 9>"$dest/.lock"
-flock 9
+lock_cache "$dest"
 if complete; then
   echo "$bin"
   exit 0

@@ -16,7 +16,9 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache_root="${SVID_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/svid-operator}"
+# shellcheck source=SCRIPTDIR/lib/build-cache.sh
+source "$root/hack/lib/build-cache.sh"
+cache_root="$(svid_cache_root)"
 images="$cache_root/images"
 ca_bundle="${SVID_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 mirror="${SVID_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -38,9 +40,7 @@ done
 [[ -f "$npm_dir/bin/npm-cli.js" ]] || fail "npm was not found at $npm_dir"
 [[ -f "$ca_bundle" ]] || fail "the CA bundle $ca_bundle does not exist; set SVID_CA_BUNDLE"
 
-mkdir -p "$images"
-exec 9>"$images/.lock"
-flock 9
+lock_cache "$images"
 
 # vfs and chroot: no overlay mounts or user namespaces needed; storage of our own, not /var/lib/containers.
 bah=(buildah --root "$images/storage" --runroot "$images/run" --storage-driver vfs)

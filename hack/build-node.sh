@@ -14,8 +14,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 # shellcheck source=SCRIPTDIR/lib/k8s-wrapper.sh
 source "$here/lib/k8s-wrapper.sh"
+# shellcheck source=SCRIPTDIR/lib/build-cache.sh
+source "$here/lib/build-cache.sh"
 
-cache_root="${SVID_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/svid-operator}"
+cache_root="$(svid_cache_root)"
 key="node-k8s-${K8S_VERSION}_containerd-${CONTAINERD_VERSION}_runc-${RUNC_VERSION}_coredns-${COREDNS_VERSION}"
 dest="$cache_root/$key"
 bin="$dest/bin"
@@ -28,10 +30,7 @@ fail() {
   exit 1
 }
 
-complete() {
-  local b
-  for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
-}
+complete() { all_executable "$bin" "${binaries[@]}"; }
 
 install_packages() {
   local missing=() p
@@ -47,10 +46,7 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-mkdir -p "$dest"
-# One build at a time per cache key, so a parallel test run waits instead of racing.
-exec 9>"$dest/.lock"
-flock 9
+lock_cache "$dest"
 install_packages
 if complete; then
   echo "$bin"
@@ -60,9 +56,7 @@ fi
 command -v go >/dev/null || fail "Go is required (https://go.dev/dl) and was not found on PATH"
 command -v gcc >/dev/null || fail "gcc is required for runc (cgo, seccomp) and the static pause binary"
 
-# Never let the go command fetch a different toolchain: only the module proxy is reachable.
-export GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+go_from_module_proxy
 
 # bin.tmp survives a failed run so the next run builds only what is missing; bin appears complete or
 # not at all.

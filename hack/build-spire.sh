@@ -8,18 +8,19 @@
 # the module's versions.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=SCRIPTDIR/lib/build-cache.sh
+source "$here/lib/build-cache.sh"
+
 # The SPIRE release the interop tests run against. Changing it changes the cache key.
 SPIRE_VERSION="${SPIRE_VERSION:-v1.13.3}"
 
-cache_root="${SVID_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/svid-operator}"
+cache_root="$(svid_cache_root)"
 dest="$cache_root/spire-${SPIRE_VERSION}"
 bin="$dest/bin"
 binaries=(spire-server spire-agent)
 
-complete() {
-  local b
-  for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
-}
+complete() { all_executable "$bin" "${binaries[@]}"; }
 
 if complete; then
   echo "$bin"
@@ -30,15 +31,10 @@ command -v go >/dev/null || { echo "build-spire: Go is required (https://go.dev/
 # spire-server's SQLite datastore (github.com/mattn/go-sqlite3) needs cgo, so a C compiler.
 command -v "${CC:-cc}" >/dev/null || { echo "build-spire: a C compiler (cc) is required for spire-server's SQLite datastore (cgo); install gcc" >&2; exit 1; }
 
-# Never let the go command fetch a different toolchain: only the module proxy is reachable.
-export GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+go_from_module_proxy
 export CGO_ENABLED=1
 
-mkdir -p "$dest"
-# One build at a time per version, so parallel test runs wait instead of racing.
-exec 9>"$dest/.lock"
-flock 9
+lock_cache "$dest"
 if complete; then
   echo "$bin"
   exit 0
