@@ -15,6 +15,18 @@ function svidctl(args: string[]): Promise<{ code: number; stdout: string; stderr
   });
 }
 
+/** The arguments of an `svidctl issue` that succeeds, with some flags replaced or added (before --out). */
+function issueArgs(flags: Record<string, string> = {}): string[] {
+  const all: Record<string, string> = {
+    '--ca': 'CA',
+    '--trust-domain': 'example.org',
+    '--namespace': 'prod',
+    '--service-account': 'a',
+    ...flags,
+  };
+  return ['issue', ...Object.entries({ ...all, '--out': all['--out'] ?? 'OUT' }).flat()];
+}
+
 describe('svidctl', function () {
   this.timeout(30_000);
   let dir: string;
@@ -37,25 +49,16 @@ describe('svidctl', function () {
     expect(ca.code, ca.stderr).to.equal(0);
     expect((await readdir(`${dir}/ca`)).sort()).to.deep.equal(['ca.crt', 'tls.crt', 'tls.key']);
     expect((await stat(`${dir}/ca/tls.key`)).mode & 0o777).to.equal(0o600);
-    const issued = await svidctl([
-      'issue',
-      '--ca',
-      `${dir}/ca`,
-      '--trust-domain',
-      'example.org',
-      '--namespace',
-      'prod',
-      '--service-account',
-      'payments',
-      '--dns',
-      'payments.prod.svc',
-      '--duration',
-      '30m',
-      '--algorithm',
-      'Ed25519',
-      '--out',
-      `${dir}/svid`,
-    ]);
+    const issued = await svidctl(
+      issueArgs({
+        '--ca': `${dir}/ca`,
+        '--service-account': 'payments',
+        '--dns': 'payments.prod.svc',
+        '--duration': '30m',
+        '--algorithm': 'Ed25519',
+        '--out': `${dir}/svid`,
+      }),
+    );
     expect(issued.code, issued.stderr).to.equal(0);
     expect(issued.stdout).to.contain('wrote spiffe://example.org/ns/prod/sa/payments');
     const inspected = await svidctl(['inspect', `${dir}/svid`, '--ca', `${dir}/ca`]);
@@ -67,19 +70,7 @@ describe('svidctl', function () {
   });
 
   it('fails inspect with exit 1 when the key does not match', async () => {
-    await svidctl([
-      'issue',
-      '--ca',
-      `${dir}/ca`,
-      '--trust-domain',
-      'example.org',
-      '--namespace',
-      'prod',
-      '--service-account',
-      'other',
-      '--out',
-      `${dir}/other`,
-    ]);
+    await svidctl(issueArgs({ '--ca': `${dir}/ca`, '--service-account': 'other', '--out': `${dir}/other` }));
     await copyFile(`${dir}/other/tls.key`, `${dir}/svid/tls.key`);
     const res = await svidctl(['inspect', `${dir}/svid`]);
     expect(res.code).to.equal(1);
@@ -100,78 +91,14 @@ describe('svidctl', function () {
       /RSA keys have size 2048, 3072 or 4096/,
     ],
     ['an unknown flag', ['ca', 'create', '--out', 'OUT', '--colour', 'red'], /Unknown option '--colour'/],
-    [
-      'a bad namespace',
-      [
-        'issue',
-        '--ca',
-        'CA',
-        '--trust-domain',
-        'example.org',
-        '--namespace',
-        'Prod',
-        '--service-account',
-        'a',
-        '--out',
-        'OUT',
-      ],
-      /not a valid Kubernetes namespace/,
-    ],
+    ['a bad namespace', issueArgs({ '--namespace': 'Prod' }), /not a valid Kubernetes namespace/],
     [
       "another namespace's DNS name",
-      [
-        'issue',
-        '--ca',
-        'CA',
-        '--trust-domain',
-        'example.org',
-        '--namespace',
-        'prod',
-        '--service-account',
-        'a',
-        '--dns',
-        'a.billing.svc',
-        '--out',
-        'OUT',
-      ],
+      issueArgs({ '--dns': 'a.billing.svc' }),
       /belongs to namespace "billing"/,
     ],
-    [
-      'a bad duration',
-      [
-        'issue',
-        '--ca',
-        'CA',
-        '--trust-domain',
-        'example.org',
-        '--namespace',
-        'prod',
-        '--service-account',
-        'a',
-        '--duration',
-        '1 day',
-        '--out',
-        'OUT',
-      ],
-      /is not a duration/,
-    ],
-    [
-      'a CA directory without a CA',
-      [
-        'issue',
-        '--ca',
-        'NOWHERE',
-        '--trust-domain',
-        'example.org',
-        '--namespace',
-        'prod',
-        '--service-account',
-        'a',
-        '--out',
-        'OUT',
-      ],
-      /must hold tls\.crt and tls\.key/,
-    ],
+    ['a bad duration', issueArgs({ '--duration': '1 day' }), /is not a duration/],
+    ['a CA directory without a CA', issueArgs({ '--ca': 'NOWHERE' }), /must hold tls\.crt and tls\.key/],
   ];
   for (const [what, args, message] of refusals) {
     it(`refuses ${what} with exit 2 and writes nothing`, async () => {
