@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { Svid, SvidSource } from '@svid-operator/mtls';
 import { SecretVolume, type Files } from '../../hack/lib/secret-volume.ts';
 import {
   createSelfSignedCa,
@@ -37,4 +39,32 @@ export async function makePki(): Promise<Pki> {
         now: opts.now,
       }),
   };
+}
+
+/** Resolves with the next SVID `source` adopts. */
+export const updated = (source: SvidSource): Promise<Svid> =>
+  once(source, 'update').then(([svid]) => svid as Svid);
+
+/** One side of a connection: the source it reads and the volume that source watches. */
+export interface Side {
+  source: SvidSource;
+  volume: SecretVolume;
+}
+
+/**
+ * Turn `turn` of an alternating rotation: even turns re-issue the client's SVID, odd turns the server's.
+ * Resolves once that side's source has adopted the new SVID, with which side it was.
+ */
+export async function rotateAlternately(
+  pki: Pki,
+  turn: number,
+  sides: { client: Side; server: Side },
+): Promise<{ rotateClient: boolean; next: IssuedSvid }> {
+  const rotateClient = turn % 2 === 0;
+  const side = rotateClient ? sides.client : sides.server;
+  const next = await pki.issue(rotateClient ? 'client' : 'server');
+  const adopted = updated(side.source);
+  await side.volume.swap(filesOf(next));
+  await adopted;
+  return { rotateClient, next };
 }

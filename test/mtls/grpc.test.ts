@@ -35,9 +35,7 @@ import {
 import { createSelfSignedCa, issueSvid, loadCa, type IssuedSvid } from '../../src/pki/index.ts';
 import { buildCert } from '../support/cert-builder.ts';
 import { FixedSource } from '../support/fixed-source.ts';
-import { filesOf, id, makePki, SecretVolume, TD, type Pki } from './fixtures.ts';
-
-const updated = (s: SvidSource) => once(s, 'update').then(([u]) => u as Svid);
+import { filesOf, id, makePki, rotateAlternately, SecretVolume, TD, type Pki } from './fixtures.ts';
 
 /** The serial of the certificate a server presents to a new TLS connection. */
 function presentedSerial(address: string, client: X509Source): Promise<string> {
@@ -143,12 +141,10 @@ describe('gRPC credentials', function () {
     const loops = [unaryLoop(), unaryLoop(), streamLoop(20), streamLoop(1_000_000)];
     try {
       for (let i = 0; i < 20; i++) {
-        const rotateClient = i % 2 === 0;
-        const next = await pki.issue(rotateClient ? 'client' : 'server');
-        const source = rotateClient ? clientSource : serverSource;
-        const adopted = updated(source);
-        await (rotateClient ? clientVol : serverVol).swap(filesOf(next));
-        await adopted;
+        const { rotateClient, next } = await rotateAlternately(pki, i, {
+          client: { source: clientSource, volume: clientVol },
+          server: { source: serverSource, volume: serverVol },
+        });
         if (rotateClient) {
           // A new channel on the same credentials connects with the new client SVID.
           const fresh = newEchoClient(address, creds, { 'grpc.use_local_subchannel_pool': 1 });

@@ -13,9 +13,8 @@ import {
   createHttp2Server,
   createTlsServer,
   SvidSource,
-  type Svid,
 } from '@svid-operator/mtls';
-import { filesOf, id, makePki, SecretVolume, type Pki } from './fixtures.ts';
+import { filesOf, id, makePki, rotateAlternately, SecretVolume, type Pki } from './fixtures.ts';
 
 function get(client: SvidHttp2Client, path = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -42,8 +41,6 @@ function tlsEcho(source: SvidSource, port: number, serverId: string): Promise<st
     socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
   });
 }
-
-const updated = (s: SvidSource) => once(s, 'update').then(([u]) => u as Svid);
 
 describe('HTTP/2 and TLS clients: rotation under load', function () {
   this.timeout(120_000);
@@ -120,12 +117,10 @@ describe('HTTP/2 and TLS clients: rotation under load', function () {
     const sessions = new Set<http2.ClientHttp2Session>();
     try {
       for (let i = 0; i < 20; i++) {
-        const rotateClient = i % 2 === 0;
-        const next = await pki.issue(rotateClient ? 'client' : 'server');
-        const source = rotateClient ? clientSource : serverSource;
-        const adopted = updated(source);
-        await (rotateClient ? clientVol : serverVol).swap(filesOf(next));
-        await adopted;
+        const { rotateClient, next } = await rotateAlternately(pki, i, {
+          client: { source: clientSource, volume: clientVol },
+          server: { source: serverSource, volume: serverVol },
+        });
         if (rotateClient) {
           // The next request and connection present the new client SVID.
           expect((await get(client)).body).to.equal(next.serialNumber.toLowerCase());
