@@ -28,6 +28,7 @@ import {
   type IssuedSvid,
   type LoadedCa,
 } from '../../src/pki/index.ts';
+import { buildCert } from '../support/cert-builder.ts';
 import { openssl } from '../support/pki-fixtures.ts';
 import { filesOf, id, makePki, SecretVolume, TD, type Pki } from './fixtures.ts';
 
@@ -62,7 +63,10 @@ const creds = (s: { certChainPem: string; keyPem: string; bundlePem: string }) =
 });
 
 /** A TLS connection with `svid`'s credentials: resolves 'accepted' when the server writes, else 'closed'. */
-function tryTls(p: number, svid?: IssuedSvid): Promise<'accepted' | 'closed'> {
+function tryTls(
+  p: number,
+  svid?: Pick<IssuedSvid, 'certChainPem' | 'keyPem' | 'bundlePem'>,
+): Promise<'accepted' | 'closed'> {
   return new Promise((resolve) => {
     const s = tls.connect({
       port: p,
@@ -215,6 +219,70 @@ describe('mTLS library: secure defaults', function () {
     expect(await tryTls(port(server), stranger)).to.equal('closed');
     expect(events.at(-1)).to.deep.include({ reason: 'wrong-trust-domain' });
     expect((events.at(-1) as { message: string }).message).to.contain('has no trust bundle for');
+  });
+
+  it('a federated client under an intermediate CA: verified through the intermediates it sends; an incomplete chain is refused with the cause and the fix', async () => {
+    const root = await buildCert({ commonName: 'other root' });
+    const int = await buildCert({ commonName: 'other intermediate', issuer: root });
+    const partner = 'spiffe://other.example/ns/x/sa/y';
+    const leaf = await buildCert({
+      commonName: 'y',
+      issuer: int,
+      ca: false,
+      keyUsage: 'sign',
+      uris: [partner],
+    });
+    const partnerSvid = {
+      certChainPem: leaf.certPem + int.certPem,
+      keyPem: leaf.keyPem,
+      bundlePem: root.certPem,
+    };
+    const source = await sourceFor(await pki.issue('server'), {
+      federatedBundles: { 'other.example': root.certPem },
+    });
+    // The check itself: with the intermediate the chain leads to other.example's root; without it, the
+    // refusal says the chain is incomplete (not that another trust domain's root signed it) and what to do.
+    expect(verifyPeerCertificate(leaf.cert, [int.cert], source, new Date())).to.deep.include({ ok: true });
+    const incomplete = verifyPeerCertificate(leaf.cert, [], source, new Date());
+    expect(incomplete).to.deep.include({ ok: false, reason: 'wrong-trust-domain' });
+    expect((incomplete as { message: string }).message).to.match(
+      /^the certificate of spiffe:\/\/other\.example\/ns\/x\/sa\/y does not chain to a root of trust domain other\.example: it was issued by "[^"]*CN=other intermediate", which is no root this service trusts, and no intermediate CA certificate came with it\..*nodejs\/node#65579.*Add that intermediate CA to other\.example's trust bundle/,
+    );
+    // Over TLS the server sees what the runtime passes on (Node.js 24.21 drops the intermediate after
+    // OpenSSL verified the chain, Node.js 22 keeps it): accepted, or refused with that message.
+    const events: MtlsEvent[] = [];
+    const plain = await listen(
+      createTlsServer(source, { authorize: authorizeId(partner), observe: (e) => events.push(e) }, (s) =>
+        s.end('k'),
+      ),
+    );
+    if ((await tryTls(port(plain), partnerSvid)) === 'closed') {
+      expect(events.at(-1)).to.deep.include({ type: 'handshake-failed', reason: 'wrong-trust-domain' });
+      expect((events.at(-1) as { message: string }).message).to.contain('nodejs/node#65579');
+    }
+    // The remedy the message gives (the intermediate in the partner's bundle) works on every runtime.
+    const remedied = await sourceFor(await pki.issue('server'), {
+      federatedBundles: { 'other.example': root.certPem + int.certPem },
+    });
+    const server = await listen(
+      createTlsServer(remedied, { authorize: authorizeId(partner) }, (s) => s.end('k')),
+    );
+    expect(await tryTls(port(server), partnerSvid)).to.equal('accepted');
+    // And the intermediate does not widen trust: a leaf it signs that claims our trust domain is refused.
+    const impostor = await buildCert({
+      commonName: 'i',
+      issuer: int,
+      ca: false,
+      keyUsage: 'sign',
+      uris: [id('admin')],
+    });
+    expect(
+      await tryTls(port(server), {
+        ...partnerSvid,
+        certChainPem: impostor.certPem + int.certPem,
+        keyPem: impostor.keyPem,
+      }),
+    ).to.equal('closed');
   });
 
   it('reports why a handshake failed: no certificate, unknown CA, expired', async () => {

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { chainsTo } from './pem.ts';
-import type { X509Bundle, X509Source } from './source/x509-source.ts';
+import { allRoots, type X509Bundle, type X509Source } from './source/x509-source.ts';
 import { svidLeafId, type PeerId } from './x509-svid.ts';
 
 /** Why a peer was refused before authorization. */
@@ -64,11 +64,12 @@ const chainCache = new WeakMap<X509Bundle, Map<string, boolean>>();
 const CHAIN_CACHE_MAX = 1024;
 
 /**
- * Whether the presented chain leads to a root of `bundle`. Node exposes none of the intermediates a client
- * sent on the server side (neither getPeerX509Certificate nor getPeerCertificate(true) links them, though
- * OpenSSL verified the path with them), so `own` (the intermediates above this service's own SVID) are
- * candidates too: a client of our trust domain is issued under the same CA chain. Extra candidates cannot
- * create trust: every link is checked by signature up to a root of the claimed trust domain.
+ * Whether the presented chain leads to a root of `bundle`. A server on Node.js 24.21 loses the first
+ * intermediate a client sent once OpenSSL has verified the chain (Node's own post-handshake
+ * getPeerX509Certificate call deletes it from the peer chain: nodejs/node#65579; Node 22 keeps it), so `own`
+ * (the intermediates above this service's own SVID) are candidates too: a client of our trust domain is
+ * issued under the same CA chain. Extra candidates cannot create trust: every link is checked by signature
+ * up to a root of the claimed trust domain.
  */
 function chainsToBundle(presented: Presented, bundle: X509Bundle, own: readonly X509Certificate[]): boolean {
   let cache = chainCache.get(bundle);
@@ -168,14 +169,44 @@ function verifyPresented(presented: Presented, source: X509Source, now: Date): P
       message: `${peer.id} is of trust domain ${peer.trustDomain}, which this service has no trust bundle for`,
     };
   }
-  if (!chainsToBundle(presented, bundle, ownIntermediates(source))) {
+  const own = ownIntermediates(source);
+  if (!chainsToBundle(presented, bundle, own)) {
     return {
       ok: false,
       reason: 'wrong-trust-domain',
-      message: `the certificate of ${peer.id} does not chain to a root of trust domain ${peer.trustDomain}`,
+      message:
+        `the certificate of ${peer.id} does not chain to a root of trust domain ${peer.trustDomain}` +
+        (missingIntermediates(presented, source, own)
+          ? missingIntermediatesHint(presented, peer.trustDomain)
+          : ''),
     };
   }
   return { ok: true, peer, notAfter };
+}
+
+/**
+ * Whether the chain is incomplete rather than anchored elsewhere: no intermediate came with the leaf and
+ * nothing this service knows (a root of any trust domain, or its own intermediates) issued it. Only on the
+ * refusal path.
+ */
+function missingIntermediates(
+  presented: Presented,
+  source: X509Source,
+  own: readonly X509Certificate[],
+): boolean {
+  if (presented.intermediates().length > 0) return false;
+  const leaf = presented.leaf();
+  return ![...allRoots(source), ...own].some((c) => leaf.checkIssued(c));
+}
+
+function missingIntermediatesHint(presented: Presented, trustDomain: string): string {
+  return (
+    `: it was issued by "${presented.leaf().issuer.replace(/\n/g, ', ')}", which is no root this service trusts, ` +
+    'and no intermediate CA certificate came with it. If the peer does send its intermediates, the cause is ' +
+    'Node.js: a server on Node.js 24.21 loses the first intermediate a client sent once OpenSSL has verified ' +
+    `the chain (nodejs/node#65579). Add that intermediate CA to ${trustDomain}'s trust bundle ` +
+    '(federatedBundles, or the bundle the SVID source reads) or run the server on Node.js 22'
+  );
 }
 
 /** OpenSSL's verification error codes, as Node reports them on `authorizationError`, by reason. */
