@@ -32,6 +32,8 @@ export function parseClientLine(line: string): DemoRequest | undefined {
   } catch {
     return { ...req, detail: `unexpected body: ${rest.slice(0, 200)}` };
   }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return { ...req, detail: `unexpected body: ${rest.slice(0, 200)}` };
   const b = body as { peer?: unknown; serial?: unknown; peerSerial?: unknown };
   const str = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : undefined);
   const caller = typeof b.peer === 'string' ? b.peer : undefined;
