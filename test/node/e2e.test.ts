@@ -14,6 +14,9 @@ describe('end-to-end on a real local node (npm run e2e)', function () {
     const r = await runLocalE2e();
     if ('skipped' in r) throw new Error(`the host stopped being able to run a node: ${r.skipped}`);
     console.log(summarize(r.result).replace(/^/gm, '      '));
+    console.log(
+      `      build (cached after the first run): ${r.buildSeconds} s; cluster start: ${r.clusterSeconds} s`,
+    );
     const res = r.result;
     expect(res.failed).to.equal(0);
     expect(res.requests).to.be.greaterThan(500);
