@@ -1,5 +1,7 @@
 // Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT (--allow SPIFFE_ID... | --allow-any)`
-// Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>}.
+// Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>,
+// "peerSerial": <serial of the certificate the client presented on this connection>}.
+import type { TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { authorizeAny, authorizeId, createHttpsServer, SvidSource } from '@svid-operator/mtls';
 
@@ -28,7 +30,8 @@ const server = createHttpsServer(
   { authorize: allow.length ? authorizeId(...allow) : authorizeAny() },
   (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ peer: req.spiffeId, serial: source.current().serialNumber }));
+    const peerSerial = (req.socket as TLSSocket).getPeerCertificate().serialNumber.toLowerCase();
+    res.end(JSON.stringify({ peer: req.spiffeId, serial: source.current().serialNumber, peerSerial }));
   },
 );
 server.listen(Number(values.port), values.host, () => {

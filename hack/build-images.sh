@@ -50,7 +50,9 @@ hash_files() { sha256sum "$@" | sha256sum | cut -c1-16; }
 base_key="$(
   {
     "$node_bin" --version
-    sha256sum "$node_bin" "$ca_bundle" "$npm_dir/package.json"
+    # Contents only (sha256sum FILE would print the path too, and the node binary's path differs per
+    # checkout: every worktree sharing this cache would then rebuild the shared base image in turn).
+    for f in "$node_bin" "$ca_bundle" "$npm_dir/package.json"; do sha256sum <"$f"; done
     echo "$mirror"
     sed -n '/^# --- base ---$/,/^# --- end base ---$/p' "${BASH_SOURCE[0]}"
   } | sha256sum | cut -c1-16

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ControlPlane } from './control-plane.ts';
-import { readSysctls, restoreSysctls } from './host-state.ts';
 import { LocalNode, type NodeOptions } from './node.ts';
 import { NodeNetwork } from './node-network.ts';
 import { RunCgroup } from './run-cgroup.ts';
+import { joinSysctlLedger, leaveSysctlLedger } from './sysctl-ledger.ts';
 
 const run = promisify(execFile);
 const shimDir = '/run/containerd/s';
@@ -91,7 +91,6 @@ export class NodeCluster {
   private readonly maybeNode: LocalNode | undefined;
   readonly network: NodeNetwork;
   private readonly cgroup: RunCgroup;
-  private readonly sysctls: Map<string, string>;
   private readonly shimSocketsBefore: Set<string>;
   private readonly createdRunContainerd: boolean;
   private readonly createdCniCache: boolean;
@@ -103,7 +102,6 @@ export class NodeCluster {
     node: LocalNode | undefined;
     network: NodeNetwork;
     cgroup: RunCgroup;
-    sysctls: Map<string, string>;
     shimSocketsBefore: Set<string>;
     createdRunContainerd: boolean;
     createdCniCache: boolean;
@@ -113,7 +111,6 @@ export class NodeCluster {
     this.maybeNode = fields.node;
     this.network = fields.network;
     this.cgroup = fields.cgroup;
-    this.sysctls = fields.sysctls;
     this.shimSocketsBefore = fields.shimSocketsBefore;
     this.createdRunContainerd = fields.createdRunContainerd;
     this.createdCniCache = fields.createdCniCache;
@@ -145,7 +142,6 @@ export class NodeCluster {
     const log = opts.log ?? ((line: string) => console.error(`node-cluster: ${line}`));
     const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'svid-node-')));
     await mkdir(dir, { recursive: true });
-    const sysctls = await readSysctls();
     const shimSocketsBefore = new Set(await readdir(shimDir).catch(() => []));
     const createdRunContainerd = !(await exists('/run/containerd'));
     const createdCniCache = !(await exists(cniCacheDir));
@@ -160,12 +156,13 @@ export class NodeCluster {
         node,
         network,
         cgroup,
-        sysctls,
         shimSocketsBefore,
         createdRunContainerd,
         createdCniCache,
       });
     try {
+      // The host's sysctls as before the first live node (another run's may be up already).
+      await joinSysctlLedger(network.id);
       await cgroup.create();
       const a = network.addresses;
       log(
@@ -256,7 +253,8 @@ export class NodeCluster {
       }
     });
     await attempt('restoring sysctls', async () => {
-      report.sysctlsRestored = await restoreSysctls(this.sysctls);
+      // Restored by the last live node on this host (sysctl-ledger.ts); [] while another one runs.
+      report.sysctlsRestored = await leaveSysctlLedger(this.network.id);
     });
     await attempt('removing the run directory', async () => {
       const left = await mountsBelow(this.dir);
