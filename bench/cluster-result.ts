@@ -35,6 +35,11 @@ export interface ScalePoint {
   /** Secret + status writes per identity of the wave, counted by the operator once it went idle. */
   writesPerIdentity: number | null;
   eventsPerIdentity: number | null;
+  /**
+   * The highest one-second write rate (Secret + status + Event) during the wave: near --api-qps (default
+   * 100) means the client-side limit, not the API server, set the pace.
+   */
+  peakWritesPerSecond: number | null;
   /** Operator RSS once idle with `identities` held. */
   rssMb: number;
   /** CPU seconds of every process from the first create until all were Ready. */

@@ -32,7 +32,7 @@ import { CREATE_CONCURRENCY, createWave, names, type ClusterContext } from './cl
 import type { ClusterResult, ClusterSizes, ScalePoint } from './cluster-result.ts';
 import { IdentityWatch, pool } from './identity-watch.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from './operator-account.ts';
-import { counters, perItem, settledRssMb, sleep, waitIdle } from './operator-metrics.ts';
+import { counters, perItem, sampleWriteRates, settledRssMb, sleep, waitIdle } from './operator-metrics.ts';
 import { measureSteady } from './steady.ts';
 import { measureWave } from './wave.ts';
 
@@ -173,30 +173,18 @@ async function phaseCaRotation(
     (w) => isReady(w) && w.status?.serialNumber !== oldSerials.get(keyOf(w)),
     60 * 60_000,
   );
-  const rates: number[] = [];
-  let sampling = true;
-  const sampler = (async () => {
-    let prev = await counters(ctx.op);
-    let prevAt = performance.now();
-    while (sampling) {
-      await sleep(1000);
-      const now = await counters(ctx.op);
-      const at = performance.now();
-      rates.push((now.writes + now.events - prev.writes - prev.events) / ((at - prevAt) / 1000));
-      prev = now;
-      prevAt = at;
-    }
-  })();
+  const sampler = sampleWriteRates(ctx.op);
   try {
     const newCa = await createSelfSignedCa({ trustDomain: TD, commonName: 'bench CA 2' });
     const rotationStart = performance.now();
     await putCaSecret(ctx.kc, SYSTEM_NS, CA_SECRET, { 'tls.crt': newCa.certPem, 'tls.key': newCa.keyPem });
     const rotatedAt = await rotated;
     result.caRotation.seconds = (Math.max(...rotatedAt.values()) - rotationStart) / 1000;
-  } finally {
-    sampling = false;
-    await sampler;
+  } catch (err) {
+    await sampler.stop();
+    throw err;
   }
+  const rates = await sampler.stop();
   result.caRotation.peakWritesPerSecond = rates.length > 0 ? Math.max(...rates) : null;
   ctx.log(`cluster: ${JSON.stringify({ writes: result.writes, caRotation: result.caRotation })}`);
   await waitIdle(ctx.op, 3000, 10 * 60_000);

@@ -50,3 +50,31 @@ export async function settledRssMb(op: OperatorProcess, samples: number): Promis
   }
   return median(values);
 }
+
+/**
+ * Samples the operator's write rate (Secret + status + Event writes per second) once a second until
+ * `stop()`, which resolves to the samples. The loop ends with stop(), so it is bounded by its caller.
+ */
+export function sampleWriteRates(op: OperatorProcess): { stop(): Promise<number[]> } {
+  const rates: number[] = [];
+  let sampling = true;
+  const loop = (async () => {
+    let prev = await counters(op);
+    let prevAt = performance.now();
+    while (sampling) {
+      await sleep(1000);
+      const now = await counters(op);
+      const at = performance.now();
+      rates.push((now.writes + now.events - prev.writes - prev.events) / ((at - prevAt) / 1000));
+      prev = now;
+      prevAt = at;
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await loop;
+      return rates;
+    },
+  };
+}

@@ -20,7 +20,11 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
             `${fmt(p.cpuMsPerIdentity, 2)} / ${fmt(p.apiServerCpuMsPerIdentity, 2)}`,
             '',
           ],
-          ['  writes per identity, RSS MB', `${fmt(p.writesPerIdentity, 2)}, ${fmt(p.rssMb)}`, ''],
+          [
+            '  writes per identity, peak writes/s, RSS MB',
+            `${fmt(p.writesPerIdentity, 2)}, ${fmt(p.peakWritesPerSecond, 0)}, ${fmt(p.rssMb)}`,
+            '',
+          ],
         ]
       : [];
   const rows: [string, string, string][] = [

@@ -3,7 +3,7 @@
 // operator's writes per identity once it went idle, and its resident memory then.
 import { isReady } from '../test/harness/identities.ts';
 import { createWave, processPids, type ClusterContext } from './cluster-context.ts';
-import { counters, perItem, settledRssMb, waitIdle } from './operator-metrics.ts';
+import { counters, perItem, sampleWriteRates, settledRssMb, waitIdle } from './operator-metrics.ts';
 import { cpuDelta, cpuSnapshot } from './proc.ts';
 import type { ScalePoint } from './cluster-result.ts';
 import { percentile } from './stats.ts';
@@ -19,6 +19,7 @@ export async function measureWave(
   const ready = ctx.watch.when(keys, isReady, 60 * 60_000);
   const pids = processPids(ctx);
   const cpuBefore = await cpuSnapshot(pids);
+  const rates = sampleWriteRates(ctx.op);
   const t0 = performance.now();
   const { started, lastCreated } = await createWave(ctx.kc, ns, waveNames);
   ctx.log(
@@ -26,6 +27,7 @@ export async function measureWave(
   );
   const readyAt = await ready;
   const cpu = cpuDelta(cpuBefore, await cpuSnapshot(pids));
+  const writeRates = await rates.stop();
   const lastReady = Math.max(...readyAt.values());
   const ttrs = keys.map((k) => (readyAt.get(k) ?? 0) - (started.get(k) ?? 0));
   const after = await waitIdle(ctx.op, 3000, 30 * 60_000);
@@ -44,6 +46,7 @@ export async function measureWave(
     etcdCpuMsPerIdentity: ((cpu.etcd ?? 0) * 1000) / n,
     writesPerIdentity: perItem(after.writes - before.writes, issued),
     eventsPerIdentity: perItem(after.events - before.events, issued),
+    peakWritesPerSecond: writeRates.length > 0 ? Math.max(...writeRates) : null,
     rssMb: await settledRssMb(ctx.op, 5),
     cpuSeconds: cpu,
     issued,
