@@ -27,5 +27,6 @@ export {
   type PublicKeySvidRequest,
   type SignedSvid,
 } from './public-key.ts';
+export { inspectSvid, issuedSvidFacts, type SvidFacts } from './svid-facts.ts';
 export { subjectCheck, svidConformance, type Check } from './svid-rules.ts';
 export { parseCertificates, parsePrivateKey, profile, pemBlocks } from './x509.ts';

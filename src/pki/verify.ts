@@ -1,11 +1,10 @@
-import type { X509Certificate } from 'node:crypto';
 import { renewalTime } from '../renewal/index.ts';
 import type { LoadedCa } from './ca.ts';
 import { PkiError } from './errors.ts';
 import { CLOCK_SKEW_SECONDS } from './issue.ts';
-import { describeKey, formatKeySpec, sameKeySpec, type KeySpec } from './keys.ts';
-import { svidConformance } from './svid-rules.ts';
-import { parseCertificates, parsePrivateKey, pemOf, profile } from './x509.ts';
+import { formatKeySpec, sameKeySpec, type KeySpec } from './keys.ts';
+import { inspectSvid, type SvidFacts } from './svid-facts.ts';
+import { parseCertificates } from './x509.ts';
 
 export interface SecretSvid {
   certChainPem?: string;
@@ -53,7 +52,11 @@ export function verifySvid(
   secret: SecretSvid,
   expected: ExpectedSvid,
   ca: LoadedCa,
-  opts: { now?: Date } = {},
+  opts: {
+    now?: Date;
+    /** What inspectSvid found in this Secret's tls.crt and tls.key against `ca` (e.g. remembered). */
+    facts?: SvidFacts;
+  } = {},
 ): SvidDecision {
   const now = opts.now ?? new Date();
   const missing = (['certChainPem', 'keyPem', 'bundlePem'] as const).filter((k) => !secret[k]?.trim());
@@ -63,54 +66,55 @@ export function verifySvid(
     );
     return issue('Missing', `the Secret has no ${files.join(', ')}`);
   }
-  let certs: X509Certificate[];
-  try {
-    certs = parseCertificates(secret.certChainPem, 'tls.crt', 'Corrupt');
-    const key = parsePrivateKey(secret.keyPem, 'tls.key', 'Corrupt');
-    parseCertificates(secret.bundlePem, 'ca.crt', 'Corrupt');
-    if (!(certs[0] as X509Certificate).checkPrivateKey(key)) {
-      return issue('KeyMismatch', 'tls.key does not belong to the certificate in tls.crt');
+  const facts = opts.facts ?? inspectSvid(secret.certChainPem as string, secret.keyPem as string, ca);
+  if (facts.kind === 'corrupt') return issue('Corrupt', facts.message);
+  // The trust bundle the CA itself publishes was parsed when the CA was loaded.
+  if (secret.bundlePem !== ca.trustBundlePem) {
+    try {
+      parseCertificates(secret.bundlePem, 'ca.crt', 'Corrupt');
+    } catch (err) {
+      if (err instanceof PkiError) return issue('Corrupt', err.message);
+      throw err;
     }
-  } catch (err) {
-    if (err instanceof PkiError) return issue('Corrupt', err.message);
-    throw err;
   }
-  const leaf = certs[0] as X509Certificate;
-  if (!leaf.checkIssued(ca.certificate) || !leaf.verify(ca.certificate.publicKey)) {
+  if (!facts.keyMatches) {
+    return issue('KeyMismatch', 'tls.key does not belong to the certificate in tls.crt');
+  }
+  if (!facts.issuedByCa) {
     return issue('WrongIssuer', `the certificate was not issued by the current CA (${ca.subject})`);
   }
-  if (certs.slice(1).map(pemOf).join('') !== ca.chainPem) {
+  if (!facts.chainMatches) {
     return issue('WrongIssuer', 'the certificate chain in tls.crt is not the current CA chain');
   }
   if (secret.bundlePem !== ca.trustBundlePem) {
     return issue('BundleChanged', 'ca.crt is not the current trust bundle');
   }
-  const failed = svidConformance(leaf).filter((c) => !c.ok);
+  const failed = facts.nonConformant;
+  if (!Array.isArray(failed)) {
+    const e = failed as { code: string; message: string };
+    throw new PkiError(e.code, e.message);
+  }
   if (failed.length > 0) {
-    return issue(
-      'NotConformant',
-      `the certificate breaks the X.509-SVID rules: ${failed.map((c) => c.name).join('; ')}`,
-    );
+    return issue('NotConformant', `the certificate breaks the X.509-SVID rules: ${failed.join('; ')}`);
   }
-  const p = profile(leaf);
-  if (p.uris[0] !== expected.spiffeId) {
-    return issue('SpecChanged', `the SPIFFE ID changed from ${p.uris[0]} to ${expected.spiffeId}`);
+  if (facts.spiffeId !== expected.spiffeId) {
+    return issue('SpecChanged', `the SPIFFE ID changed from ${facts.spiffeId} to ${expected.spiffeId}`);
   }
-  if (!sameSet(p.dnsNames, expected.dnsNames)) {
+  if (!sameSet(facts.dnsNames, expected.dnsNames)) {
     return issue(
       'SpecChanged',
-      `the DNS names changed from [${p.dnsNames.join(', ')}] to [${expected.dnsNames.join(', ')}]`,
+      `the DNS names changed from [${facts.dnsNames.join(', ')}] to [${expected.dnsNames.join(', ')}]`,
     );
   }
-  const keySpec = describeKey(leaf.publicKey);
+  const keySpec = facts.keySpec;
   if (!keySpec || !sameKeySpec(keySpec, expected.key)) {
     return issue(
       'SpecChanged',
       `the key type changed from ${keySpec ? formatKeySpec(keySpec) : 'an unsupported key'} to ${formatKeySpec(expected.key)}`,
     );
   }
-  const notBefore = new Date(leaf.validFrom);
-  const notAfter = new Date(leaf.validTo);
+  const notBefore = new Date(facts.notBefore);
+  const notAfter = new Date(facts.notAfter);
   const clamped = notAfter.getTime() === ca.notAfter.getTime();
   const issuedSeconds = (notAfter.getTime() - notBefore.getTime()) / 1000;
   // notBefore is backdated by up to CLOCK_SKEW_SECONDS (less when clamped to the CA's own notBefore).
@@ -133,7 +137,7 @@ export function verifySvid(
   return {
     action: 'keep',
     renewalTime: renewAt,
-    serialNumber: leaf.serialNumber.toLowerCase(),
+    serialNumber: facts.serialNumber,
     notBefore,
     notAfter,
   };

@@ -15,7 +15,7 @@ import {
 import { RateLimiter } from '../../controller-runtime/limiter.ts';
 import { Pacer } from '../../controller-runtime/pacer.ts';
 import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
-import { BundleInterner } from './slim.ts';
+import { BundleInterner, slimIdentity } from './slim.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
@@ -395,7 +395,7 @@ export function identitySource(custom: k8s.CustomObjectsApi, namespace: string):
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
       : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
     query: {},
-    transform: withoutManagedFields,
+    transform: slimIdentity,
   };
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { RateLimiter } from '../../controller-runtime/limiter.ts';
+import { KubeJson, paths } from '../../kube/json-requests.ts';
 import { API_VERSION, KIND, type WorkloadIdentity } from './types.ts';
 
 export type EventReason =
@@ -22,7 +23,7 @@ export interface EventRecorderOptions {
  * waits on them: past the backlog a Normal event is dropped and a Warning displaces the oldest Normal one.
  */
 export class EventRecorder {
-  private readonly core: k8s.CoreV1Api;
+  private readonly json: KubeJson;
   private readonly instance: string;
   private readonly o: EventRecorderOptions;
   private readonly limiter: RateLimiter;
@@ -31,7 +32,7 @@ export class EventRecorder {
   private stopped = false;
 
   constructor(kc: k8s.KubeConfig, instance: string, o: EventRecorderOptions) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.json = new KubeJson(kc);
     this.instance = instance;
     this.o = o;
     this.limiter = new RateLimiter(o.ratePerSecond);
@@ -105,7 +106,7 @@ export class EventRecorder {
         const event = this.queue.shift();
         if (!event) break;
         try {
-          await this.core.createNamespacedEvent({ namespace: event.metadata.namespace ?? '', body: event });
+          await this.json.create(paths.events(event.metadata.namespace ?? ''), event);
           this.o.onSent();
         } catch (err) {
           this.o.onError(err);

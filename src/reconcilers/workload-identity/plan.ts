@@ -1,7 +1,14 @@
 // What one reconcile should do, decided without I/O: from the WorkloadIdentity, the current CA (or why
 // there is none), the Secret as read, and the clock.
 import { X509Certificate } from 'node:crypto';
-import { keySpecFrom, verifySvid, type KeySpec, type LoadedCa, type SecretSvid } from '../../pki/index.ts';
+import {
+  keySpecFrom,
+  verifySvid,
+  type KeySpec,
+  type LoadedCa,
+  type SecretSvid,
+  type SvidFacts,
+} from '../../pki/index.ts';
 import { checkDnsNames } from '../../policy/index.ts';
 import { resolveLifetime, type DurationBounds } from '../../renewal/index.ts';
 import { buildSpiffeId } from '../../spiffe/index.ts';
@@ -19,7 +26,10 @@ export type CaState = { ok: true; ca: LoadedCa } | { ok: false; message: string 
 
 /** The target Secret as the operator found it. */
 export type SecretState =
-  { kind: 'absent' } | { kind: 'foreign'; why: string } | { kind: 'owned'; svid: SecretSvid };
+  | { kind: 'absent' }
+  | { kind: 'foreign'; why: string }
+  /** `facts`: what its tls.crt and tls.key hold, judged against the CA given to plan() (svid-memory.ts). */
+  | { kind: 'owned'; svid: SecretSvid; facts?: SvidFacts };
 
 export interface Desired {
   spiffeId: string;
@@ -115,21 +125,26 @@ export function plan(
   // and last phases) rewrites ca.crt alone instead of issuing a new certificate and key.
   const bundleStale = secret.svid.bundlePem !== ca.ca.trustBundlePem;
   const svid = bundleStale ? { ...secret.svid, bundlePem: ca.ca.trustBundlePem } : secret.svid;
-  const decision = verifySvid(svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now });
+  const facts = secret.facts;
+  const decision = verifySvid(svid, { ...desired, uid: wi.metadata.uid }, ca.ca, { now, facts });
   if (decision.action === 'issue') {
-    const clamped =
-      decision.reason === 'Expiring' ? clampedNotAfter(svid.certChainPem, ca.ca.notAfter, now) : undefined;
-    if (!clamped) {
+    const leaf =
+      decision.reason !== 'Expiring'
+        ? undefined
+        : facts?.kind === 'parsed'
+          ? facts
+          : leafFacts(svid.certChainPem);
+    const clamped = leaf && clampedNotAfter(leaf.notAfter, ca.ca.notAfter, now);
+    if (!leaf || !clamped) {
       return { action: 'issue', desired, cause: decision.reason, message: decision.message, create: false };
     }
     // Cut to the CA's expiry: a new SVID from the same CA would end at the same instant, so re-issuing now
     // only loops. It stays until the CA changes (a new CA re-issues it at once) or it expires.
-    const leaf = new X509Certificate(svid.certChainPem as string);
     const kept = {
       desired,
       renewalTime: clamped,
-      serialNumber: leaf.serialNumber.toLowerCase(),
-      notBefore: new Date(leaf.validFrom),
+      serialNumber: leaf.serialNumber,
+      notBefore: new Date(leaf.notBefore),
       notAfter: clamped,
     };
     return bundleStale ? { action: 'rebundle', ...kept } : { action: 'keep', ...kept };
@@ -155,10 +170,22 @@ export function plan(
 }
 
 /** The leaf's notAfter when it equals the CA's (the lifetime was cut to it) and is still ahead. */
-function clampedNotAfter(chainPem: string | undefined, caNotAfter: Date, now: Date): Date | undefined {
-  if (!chainPem) return undefined;
-  const notAfter = new Date(new X509Certificate(chainPem).validTo);
+function clampedNotAfter(leafNotAfter: number, caNotAfter: Date, now: Date): Date | undefined {
+  const notAfter = new Date(leafNotAfter);
   return notAfter.getTime() === caNotAfter.getTime() && notAfter > now ? notAfter : undefined;
+}
+
+/** The serial and validity of the first certificate in a chain (an Expiring SVID reached verification: it parses). */
+function leafFacts(
+  chainPem: string | undefined,
+): { serialNumber: string; notBefore: number; notAfter: number } | undefined {
+  if (!chainPem) return undefined;
+  const leaf = new X509Certificate(chainPem);
+  return {
+    serialNumber: leaf.serialNumber.toLowerCase(),
+    notBefore: new Date(leaf.validFrom).getTime(),
+    notAfter: new Date(leaf.validTo).getTime(),
+  };
 }
 
 /**

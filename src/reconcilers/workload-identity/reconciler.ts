@@ -1,13 +1,14 @@
 // The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import * as k8s from '@kubernetes/client-node';
-import { issueSvid, type IssuedSvid } from '../../pki/index.ts';
+import { issuedSvidFacts, issueSvid, type IssuedSvid } from '../../pki/index.ts';
 import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
 import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
 import { WriteMemory } from '../../controller-runtime/write-memory.ts';
+import { KubeJson, paths } from '../../kube/json-requests.ts';
 import type { RateLimiter } from '../../controller-runtime/limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { Pacer } from '../../controller-runtime/pacer.ts';
@@ -19,10 +20,12 @@ import {
   type CaState,
   type IdentityPolicy,
   type Plan,
+  type SecretState,
 } from './plan.ts';
 import type { HandlerResult } from '../../controller-runtime/queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
-import { buildSecret, secretPatch, secretState } from './secret.ts';
+import { buildSecret, secretPatch, secretState, svidData } from './secret.ts';
+import { SvidMemory } from './svid-memory.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
 import { GROUP, PLURAL, VERSION, type WorkloadIdentity, type WorkloadIdentityStatus } from './types.ts';
 
@@ -61,10 +64,13 @@ const CONFLICT_RECHECK_MS = 60_000;
 export class Reconciler {
   private readonly d: ReconcilerDeps;
   private readonly core: k8s.CoreV1Api;
-  private readonly custom: k8s.CustomObjectsApi;
+  /** The hot-path writes (Secrets, status), without client-node's serializer (json-requests.ts). */
+  private readonly json: KubeJson;
   // The operator's own latest writes, newer than the caches until the watch catches up (write-memory.ts).
   private readonly writtenSecrets: WriteMemory<k8s.V1Secret>;
   private readonly writtenIdentities: WriteMemory<WorkloadIdentity>;
+  /** The facts of each managed Secret's SVID, so neither own writes nor unchanged Secrets are parsed again. */
+  private readonly svids = new SvidMemory();
   private readonly failures = new Map<string, number>();
   /**
    * After a failed issuance: not before this instant, for this generation and CA. The failure's own status
@@ -78,7 +84,7 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
     this.core = deps.kc.makeApiClient(k8s.CoreV1Api);
-    this.custom = deps.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.json = new KubeJson(deps.kc);
     this.writtenSecrets = new WriteMemory(deps.secrets);
     this.writtenIdentities = new WriteMemory(deps.identities);
   }
@@ -104,7 +110,9 @@ export class Reconciler {
 
   /** The watch delivered a managed Secret's deletion: no remembered write may answer for it again. */
   secretDeleted(secret: k8s.V1Secret): void {
-    this.writtenSecrets.deleted(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+    this.writtenSecrets.deleted(key, secret);
+    this.svids.forget(key);
   }
 
   /** The watch delivered a managed Secret: a remembered write it has caught up with is dropped. */
@@ -128,11 +136,15 @@ export class Reconciler {
     const now = this.now();
     const own = ownershipDecision({ wi, secret, caSecret: this.d.caSecret, claims: this.d.claims });
     // A Secret to take over is planned as if absent (its SVID is another identity's), then updated in place.
-    const state =
+    const ca = this.d.ca();
+    const state: SecretState =
       own.kind === 'rewrite' && own.cause === 'OwnerChanged'
         ? { kind: 'absent' as const }
         : secretState(secret, wi);
-    let p = plan(wi, this.d.policy, this.d.ca(), state, now);
+    if (state.kind === 'owned' && ca.ok) {
+      state.facts = this.svids.facts(secretKey, secret?.data, state.svid, ca.ca);
+    }
+    let p = plan(wi, this.d.policy, ca, state, now);
     // A spec that can never be issued is reported as such first: the user has to fix it either way.
     const specProblem = p.action === 'fail' && (p.reason === 'InvalidSpec' || p.reason === 'PolicyViolation');
     if (own.kind === 'conflict' && !specProblem) {
@@ -269,6 +281,13 @@ export class Reconciler {
       return this.reportIssuanceFailure(wi, err);
     }
     this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
+    // What was sent, not the answer: if the stored data differs, its digest does and it is inspected.
+    this.svids.wrote(
+      secretKey,
+      svidData(svid),
+      state.ca,
+      issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key),
+    );
     this.failures.delete(key);
     this.retryGate.delete(key);
     this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
@@ -316,7 +335,7 @@ export class Reconciler {
 
   private async createSecret(wi: WorkloadIdentity, body: k8s.V1Secret): Promise<k8s.V1Secret> {
     await this.d.apiLimiter.take();
-    return this.core.createNamespacedSecret({ namespace: wi.metadata.namespace, body });
+    return this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body);
   }
 
   /**
@@ -345,9 +364,10 @@ export class Reconciler {
       previousController: controller?.uid,
     });
     await this.d.apiLimiter.take();
-    return this.core.patchNamespacedSecret(
-      { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    return this.json.patch<k8s.V1Secret>(
+      paths.secret(wi.metadata.namespace, wi.spec.secretName),
+      body,
+      'strategic',
     );
   }
 
@@ -389,9 +409,10 @@ export class Reconciler {
     let written: k8s.V1Secret;
     try {
       await this.d.apiLimiter.take();
-      written = await this.core.patchNamespacedSecret(
-        { name: wi.spec.secretName, namespace: wi.metadata.namespace, body },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+      written = await this.json.patch<k8s.V1Secret>(
+        paths.secret(wi.metadata.namespace, wi.spec.secretName),
+        body,
+        'strategic',
       );
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
@@ -503,17 +524,11 @@ export class Reconciler {
     }
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
-    const updated = (await this.custom.patchNamespacedCustomObjectStatus(
-      {
-        group: GROUP,
-        version: VERSION,
-        namespace: wi.metadata.namespace,
-        plural: PLURAL,
-        name: wi.metadata.name,
-        body: { status },
-      },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-    )) as WorkloadIdentity;
+    const updated = await this.json.patch<WorkloadIdentity>(
+      paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
+      { status },
+      'merge',
+    );
     this.d.metrics.apiWrites.inc({ kind: 'status' });
     this.writtenIdentities.wrote(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
   }

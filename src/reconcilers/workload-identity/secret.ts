@@ -80,11 +80,16 @@ export function buildSecret(
         },
       ],
     },
-    data: {
-      'tls.crt': Buffer.from(svid.certChainPem).toString('base64'),
-      'tls.key': Buffer.from(svid.keyPem).toString('base64'),
-      'ca.crt': Buffer.from(svid.bundlePem).toString('base64'),
-    },
+    data: svidData(svid),
+  };
+}
+
+/** The Secret data of an SVID, base64 as the API stores it. */
+export function svidData(svid: IssuedSvid): Record<string, string> {
+  return {
+    'tls.crt': Buffer.from(svid.certChainPem).toString('base64'),
+    'tls.key': Buffer.from(svid.keyPem).toString('base64'),
+    'ca.crt': Buffer.from(svid.bundlePem).toString('base64'),
   };
 }
 

@@ -2,6 +2,7 @@
 // life, so what each copy carries decides its memory at 10,000 identities (measured by `npm run bench`).
 import type * as k8s from '@kubernetes/client-node';
 import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
+import { ANNOTATION_CA, ANNOTATION_NOT_AFTER, MANAGED_BY_LABEL, OWNER_LABEL } from './types.ts';
 
 /**
  * Shares one copy of each trust bundle among the Secrets that hold it. Every managed Secret's ca.crt is
@@ -21,7 +22,7 @@ export class BundleInterner {
   }
 
   secret = (secret: k8s.V1Secret): k8s.V1Secret => {
-    withoutManagedFields(secret);
+    withOnlyDecisionMetadata(secret);
     withOnlySvidData(secret);
     const bundle = secret.data?.['ca.crt'];
     if (!bundle || !secret.data) return secret;
@@ -61,4 +62,62 @@ export function withOnlySvidData(secret: k8s.V1Secret): k8s.V1Secret {
 /** How many data keys besides the SVID's a cached Secret had (0 for one never trimmed). */
 export function extraDataKeys(secret: k8s.V1Secret): number {
   return extraKeys.get(secret) ?? 0;
+}
+
+/** The labels and annotations of a managed Secret that decisions read; the others are never cached. */
+const KEPT_LABELS: readonly string[] = [MANAGED_BY_LABEL, OWNER_LABEL];
+// The CA rotation's phase facts (ca-rotation.ts) read which CA signed each SVID and until when.
+const KEPT_ANNOTATIONS: readonly string[] = [ANNOTATION_CA, ANNOTATION_NOT_AFTER];
+
+/**
+ * Keeps only the metadata the decisions read (name, namespace, resourceVersion, uid, deletionTimestamp, the
+ * managed-by and owner labels, the CA and notAfter annotations, the controller ownerReference's identity).
+ * Everything else a managed Secret carries (managedFields, the SPIFFE ID and serial annotations written for
+ * people, template labels and annotations, other tools' metadata) is left to the API server: patches never
+ * replace it, so nothing is lost by not holding it. At 10,000 identities this is megabytes.
+ */
+export function withOnlyDecisionMetadata(secret: k8s.V1Secret): k8s.V1Secret {
+  const m = secret.metadata;
+  if (!m) return secret;
+  const pick = (from: Record<string, string> | undefined, keys: readonly string[]) => {
+    if (!from) return undefined;
+    const kept = Object.fromEntries(keys.filter((k) => from[k] !== undefined).map((k) => [k, from[k]]));
+    return Object.keys(kept).length ? (kept as Record<string, string>) : undefined;
+  };
+  const owners = m.ownerReferences?.map((r) => ({
+    apiVersion: r.apiVersion,
+    kind: r.kind,
+    name: r.name,
+    uid: r.uid,
+    controller: r.controller,
+  }));
+  const kept: k8s.V1ObjectMeta = {
+    name: m.name,
+    namespace: m.namespace,
+    uid: m.uid,
+    resourceVersion: m.resourceVersion,
+    deletionTimestamp: m.deletionTimestamp,
+    labels: pick(m.labels, KEPT_LABELS),
+    annotations: pick(m.annotations, KEPT_ANNOTATIONS),
+    ownerReferences: owners,
+  };
+  secret.metadata = Object.fromEntries(
+    Object.entries(kept).filter(([, v]) => v !== undefined),
+  ) as k8s.V1ObjectMeta;
+  return secret;
+}
+
+/** kubectl apply's copy of the whole object, which the operator never reads. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** What the identity cache keeps: everything but managedFields and kubectl's last-applied copy. */
+export function slimIdentity<T extends { metadata: { annotations?: Record<string, string> } }>(wi: T): T {
+  withoutManagedFields(wi);
+  const annotations = wi.metadata.annotations;
+  if (annotations && LAST_APPLIED in annotations) {
+    const { [LAST_APPLIED]: _dropped, ...rest } = annotations;
+    if (Object.keys(rest).length > 0) wi.metadata.annotations = rest;
+    else delete wi.metadata.annotations;
+  }
+  return wi;
 }
