@@ -10,7 +10,7 @@
 //  5. a CA change: time until every identity holds an SVID from the new CA, and the peak write rate;
 //  6. the second scale point: a wave up to the full number of identities, measured like the first;
 //  7. memory with as many unrelated Secrets added;
-//  8. with --long, the steady state (bench/steady.ts).
+//  8. with --long, the steady state (bench/steady.ts); `--long --only steady` runs it alone.
 // The operator counts its own writes (svid_operator_api_writes_total); "writes" are Secret and status
 // writes, the Events it records are reported beside them.
 import { execFile } from 'node:child_process';
@@ -245,6 +245,7 @@ export async function benchCluster(
   sizes: ClusterSizes,
   result: ClusterResult,
   log: (line: string) => void,
+  opts: { clusterPhases: boolean } = { clusterPhases: true },
 ): Promise<void> {
   await build();
   const cp = await ControlPlane.start();
@@ -279,13 +280,15 @@ export async function benchCluster(
     await ctx.op.start();
     await watch.start();
 
-    await phaseBaseline(ctx, result);
-    const waveKeys = await phaseFirstWave(ctx, sizes, result);
-    await phaseRestartAndApiLimit(ctx, sizes, result, waveKeys);
-    await phaseRenewals(ctx, sizes, result);
-    await phaseCaRotation(ctx, result, waveKeys);
-    await phaseSecondWave(ctx, sizes, result);
-    await phaseUnrelatedSecrets(ctx, sizes, result);
+    if (opts.clusterPhases) {
+      await phaseBaseline(ctx, result);
+      const waveKeys = await phaseFirstWave(ctx, sizes, result);
+      await phaseRestartAndApiLimit(ctx, sizes, result, waveKeys);
+      await phaseRenewals(ctx, sizes, result);
+      await phaseCaRotation(ctx, result, waveKeys);
+      await phaseSecondWave(ctx, sizes, result);
+      await phaseUnrelatedSecrets(ctx, sizes, result);
+    }
     if (sizes.steady) await measureSteady(ctx, sizes.steady, BOUNDS, result.steady);
   } finally {
     watch.stop();

@@ -2,7 +2,8 @@
 // against a reference measured in the same run, or a count, so it holds on a noisy machine.
 // `npm run bench -- --smoke` runs each measurement briefly (CI runs it so the script cannot rot);
 // `--only signing,library,cluster` runs some sections; `--out FILE` writes the results elsewhere;
-// `--long` adds the cluster section's steady state (10,000 identities with 10-minute SVIDs for 20 minutes).
+// `--long` adds the steady state (10,000 identities with 10-minute SVIDs for 20 minutes, on the same
+// control plane after the cluster section); `--long --only steady` runs the steady state alone.
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +19,8 @@ import { benchLibrary, type LibraryResult } from './library.ts';
 import { benchSigning } from './signing.ts';
 import { printTable } from './table.ts';
 
-export type Section = 'signing' | 'library' | 'grpc' | 'cluster';
-export const SECTIONS: readonly Section[] = ['signing', 'library', 'grpc', 'cluster'];
+export type Section = 'signing' | 'library' | 'grpc' | 'cluster' | 'steady';
+export const SECTIONS: readonly Section[] = ['signing', 'library', 'grpc', 'cluster', 'steady'];
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
@@ -60,7 +61,7 @@ export async function runBench(opts: {
 }): Promise<BenchResults> {
   const sizes: ClusterSizes = {
     ...(opts.smoke ? SMOKE : FULL),
-    steady: opts.long ? (opts.smoke ? STEADY_SMOKE : STEADY_FULL) : null,
+    steady: opts.long && opts.only.includes('steady') ? (opts.smoke ? STEADY_SMOKE : STEADY_FULL) : null,
   };
   const results: BenchResults = {
     machine: {
@@ -122,10 +123,12 @@ export async function runBench(opts: {
       opts.smoke ? { roundMs: 200, rounds: 1, rotations: 5 } : { roundMs: 2000, rounds: 6, rotations: 100 },
     );
   }
-  if (!sizes.steady) results.notMeasured.steady = 'the steady state runs with --long only';
-  if (!skipped('cluster')) {
+  if (!opts.long) results.notMeasured.steady = 'the steady state runs with --long only';
+  else skipped('steady');
+  const clusterPhases = !skipped('cluster');
+  if (clusterPhases || sizes.steady) {
     try {
-      await benchCluster(sizes, results, (line) => console.log(line));
+      await benchCluster(sizes, results, (line) => console.log(line), { clusterPhases });
     } catch (err) {
       // The figures measured before the failure are kept; the rest stay null with this reason.
       results.notMeasured.cluster = `stopped by: ${err instanceof Error ? err.message : String(err)}`;
