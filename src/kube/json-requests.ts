@@ -22,6 +22,7 @@ const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
 
 export class KubeJson {
   private readonly kc: k8s.KubeConfig;
+  private auth?: { at: number; value: Promise<Authentication> };
 
   constructor(kc: k8s.KubeConfig) {
     this.kc = kc;
@@ -48,18 +49,12 @@ export class KubeJson {
     body: unknown,
     contentType: string | undefined,
   ): Promise<T> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('no current cluster in the kubeconfig');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    const ctx = new k8s.RequestContext(url.toString(), method as k8s.HttpMethod);
-    await this.kc.applySecurityAuthentication(ctx);
-    // No TLS or proxy settings (e.g. a token and the system's CAs): the process-wide dispatcher, as fetch uses.
-    const dispatcher = ctx.getDispatcher() ?? (getGlobalDispatcher() as unknown as Dispatcher);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const auth = await this.authentication();
+    const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     if (contentType) headers['content-type'] = contentType;
-    const res = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
+    const res = await auth.dispatcher.request({
+      origin: auth.origin,
+      path: auth.pathPrefix + path,
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -68,14 +63,56 @@ export class KubeJson {
     if (res.statusCode < 200 || res.statusCode > 299) {
       throw new k8s.ApiException(
         res.statusCode,
-        `${method} ${url.pathname} answered ${res.statusCode}`,
+        `${method} ${path} answered ${res.statusCode}`,
         text,
         flatHeaders(res.headers),
       );
     }
     return JSON.parse(text) as T;
   }
+
+  /**
+   * The server, headers and dispatcher the KubeConfig gives (re-read files, tokens, the pooled Agent),
+   * reused for AUTH_REUSE_MS: asking for them costs as much CPU as the request itself (client-node decodes
+   * and reads every certificate and key each time). A rotated token or client certificate is picked up
+   * within that time; a failure is not remembered.
+   */
+  private authentication(): Promise<Authentication> {
+    const now = performance.now();
+    if (this.auth && now - this.auth.at < AUTH_REUSE_MS) return this.auth.value;
+    const value = this.authenticate();
+    this.auth = { at: now, value };
+    value.catch(() => {
+      if (this.auth?.value === value) this.auth = undefined;
+    });
+    return value;
+  }
+
+  private async authenticate(): Promise<Authentication> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('no current cluster in the kubeconfig');
+    const server = new URL(cluster.server);
+    const ctx = new k8s.RequestContext(server.toString(), 'GET' as k8s.HttpMethod);
+    await this.kc.applySecurityAuthentication(ctx);
+    return {
+      origin: server.origin,
+      pathPrefix: server.pathname.replace(/\/+$/, ''),
+      headers: ctx.getHeaders(),
+      // No TLS or proxy settings (e.g. a token and the system's CAs): the process-wide dispatcher, as fetch uses.
+      dispatcher: ctx.getDispatcher() ?? (getGlobalDispatcher() as unknown as Dispatcher),
+    };
+  }
 }
+
+interface Authentication {
+  origin: string;
+  pathPrefix: string;
+  headers: Record<string, string>;
+  dispatcher: Dispatcher;
+}
+
+/** How long one answer of the KubeConfig's authentication serves requests. */
+const AUTH_REUSE_MS = 1000;
 
 function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
   const flat: Record<string, string> = {};

@@ -22,14 +22,17 @@ export function readyCondition(
   return [...others, ready];
 }
 
-/** Canonical JSON of a status with keys sorted, so equal content compares equal. */
+/**
+ * Canonical JSON of a status with keys sorted, so equal content compares equal. Sorted by code unit, not
+ * localeCompare (ICU collation was a visible share of a reconcile; any fixed order serves).
+ */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(
           Object.entries(v as Record<string, unknown>)
             .filter(([, x]) => x !== undefined)
-            .sort(([a], [b]) => a.localeCompare(b)),
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
         )
       : v,
   );
