@@ -1,7 +1,9 @@
 // `npm run bench`: measures what users care about and writes bench/results.json. Every figure is a ratio
 // against a reference measured in the same run, or a count, so it holds on a noisy machine.
 // `npm run bench -- --smoke` runs each measurement briefly (CI runs it so the script cannot rot);
-// `--only signing,library,cluster` runs some sections; `--out FILE` writes the results elsewhere.
+// `--only signing,library,cluster` runs some sections; `--out FILE` writes the results elsewhere;
+// `--long` adds the steady state (10,000 identities with 10-minute SVIDs for 20 minutes, on the same
+// control plane after the cluster section); `--long --only steady` runs the steady state alone.
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -15,14 +17,24 @@ import {
 import { benchGrpc, type GrpcResult } from './grpc.ts';
 import { benchLibrary, type LibraryResult } from './library.ts';
 import { benchSigning } from './signing.ts';
+import { printTable } from './table.ts';
 
-export type Section = 'signing' | 'library' | 'grpc' | 'cluster';
-export const SECTIONS: readonly Section[] = ['signing', 'library', 'grpc', 'cluster'];
+export type Section = 'signing' | 'library' | 'grpc' | 'cluster' | 'steady';
+export const SECTIONS: readonly Section[] = ['signing', 'library', 'grpc', 'cluster', 'steady'];
 
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 export interface BenchResults extends ClusterResult {
-  machine: { cores: number; node: string; smoke: boolean; operatorArgs: string[] };
+  machine: {
+    cores: number;
+    node: string;
+    smoke: boolean;
+    long: boolean;
+    operatorArgs: string[];
+    /** os.loadavg() when the run started and when it ended (1, 5, 15 minutes). */
+    loadAverage: { start: number[]; end: number[] | null };
+    startedAt: string;
+  };
   signing: { perSecond: number | null; referencePerSecond: number | null; ratio: number | null };
   library: Nullable<LibraryResult>;
   grpc: Nullable<GrpcResult>;
@@ -30,21 +42,36 @@ export interface BenchResults extends ClusterResult {
   notMeasured: Record<string, string>;
 }
 
-const FULL: ClusterSizes = { wave: 1000, scaleTo: 10_000, unrelatedSecrets: 10_000, renewing: 50 };
-const SMOKE: ClusterSizes = { wave: 20, scaleTo: 40, unrelatedSecrets: 40, renewing: 4 };
+const FULL: ClusterSizes = {
+  wave: 1000,
+  scaleTo: 10_000,
+  unrelatedSecrets: 10_000,
+  renewing: 50,
+  steady: null,
+};
+const SMOKE: ClusterSizes = { wave: 20, scaleTo: 40, unrelatedSecrets: 40, renewing: 4, steady: null };
+const STEADY_FULL = { identities: 10_000, duration: '10m', windowSeconds: 20 * 60 };
+const STEADY_SMOKE = { identities: 20, duration: '30s', windowSeconds: 60 };
 
 export async function runBench(opts: {
   smoke: boolean;
+  long?: boolean;
   out: string;
   only: readonly Section[];
 }): Promise<BenchResults> {
-  const sizes = opts.smoke ? SMOKE : FULL;
+  const sizes: ClusterSizes = {
+    ...(opts.smoke ? SMOKE : FULL),
+    steady: opts.long && opts.only.includes('steady') ? (opts.smoke ? STEADY_SMOKE : STEADY_FULL) : null,
+  };
   const results: BenchResults = {
     machine: {
       cores: os.availableParallelism(),
       node: process.version,
       smoke: opts.smoke,
+      long: opts.long ?? false,
       operatorArgs: OPERATOR_ARGS,
+      loadAverage: { start: os.loadavg(), end: null },
+      startedAt: new Date().toISOString(),
     },
     signing: { perSecond: null, referencePerSecond: null, ratio: null },
     library: {
@@ -96,74 +123,23 @@ export async function runBench(opts: {
       opts.smoke ? { roundMs: 200, rounds: 1, rotations: 5 } : { roundMs: 2000, rounds: 6, rotations: 100 },
     );
   }
-  if (!skipped('cluster')) {
+  if (!opts.long) results.notMeasured.steady = 'the steady state runs with --long only';
+  else skipped('steady');
+  const clusterPhases = !skipped('cluster');
+  if (clusterPhases || sizes.steady) {
     try {
-      await benchCluster(sizes, results, (line) => console.log(line));
+      await benchCluster(sizes, results, (line) => console.log(line), { clusterPhases });
     } catch (err) {
       // The figures measured before the failure are kept; the rest stay null with this reason.
       results.notMeasured.cluster = `stopped by: ${err instanceof Error ? err.message : String(err)}`;
     }
   }
 
+  results.machine.loadAverage.end = os.loadavg();
   printTable(results, sizes);
   await writeFile(opts.out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\nwrote ${opts.out}`);
   return results;
-}
-
-function printTable(r: BenchResults, sizes: ClusterSizes): void {
-  const fmt = (n: number | null, digits = 1) => (n === null ? 'n/a' : n.toFixed(digits));
-  const { signing, library: lib, grpc, ttr, writes, memory, caRotation } = r;
-  const rows: [string, string, string][] = [
-    ['signing: SVIDs/s (ECDSA P-256, one core)', fmt(signing.perSecond), ''],
-    ['signing: node:crypto keygen + sign /s', fmt(signing.referencePerSecond), ''],
-    ['signing: ratio', fmt(signing.ratio, 3), 'target >= 0.4'],
-    [`time to Ready: p50 ms (${sizes.wave} identities)`, fmt(ttr.p50Ms, 0), ''],
-    ['time to Ready: p99 ms', fmt(ttr.p99Ms, 0), ''],
-    ['time to Ready: all Ready, s after last create', fmt(ttr.allReadySeconds), 'target <= 20'],
-    ...Object.entries(ttr.cpuSeconds ?? {}).map(([name, seconds]): [string, string, string] => [
-      `  CPU s during the wave: ${name}`,
-      fmt(seconds),
-      '',
-    ]),
-    ['writes per issued SVID (Secret + status)', fmt(writes.perIssue, 2), 'target <= 2'],
-    ['  Events per issued SVID', fmt(writes.eventsPerIssue, 2), ''],
-    ['writes per renewal (Secret + status)', fmt(writes.perRenewal, 2), ''],
-    ['  Events per renewal', fmt(writes.eventsPerRenewal, 2), ''],
-    ['writes after a restart, all up to date', fmt(writes.afterRestart, 0), 'target 0'],
-    ['  Events after that restart', fmt(writes.eventsAfterRestart, 0), ''],
-    [`memory: RSS MB, ${sizes.scaleTo} identities Ready`, fmt(memory.rssMb10k), 'target <= 200'],
-    [
-      `memory: RSS MB, + ${sizes.unrelatedSecrets} unrelated Secrets`,
-      fmt(memory.rssMb10kWithUnrelatedSecrets),
-      'no rise',
-    ],
-    [`CA rotation: s to re-issue ${sizes.wave}`, fmt(caRotation.seconds), ''],
-    ['CA rotation: peak API writes/s', fmt(caRotation.peakWritesPerSecond), ''],
-    ['library: handshakes/s, reloading server', fmt(lib.libraryHandshakesPerSecond), ''],
-    ['library: handshakes/s, plain node:tls', fmt(lib.plainHandshakesPerSecond), ''],
-    ['library: handshake ratio', fmt(lib.handshakeRatio, 3), 'target >= 0.95'],
-    [`library: swap -> new cert p50 ms (${lib.swaps ?? 0} swaps)`, fmt(lib.swapP50Ms), ''],
-    ['library: swap -> new cert p99 ms', fmt(lib.swapP99Ms), 'target <= 1000'],
-    [`library: failed requests of ${lib.requests ?? 0} during swaps`, fmt(lib.failedRequests, 0), 'target 0'],
-    ['gRPC: calls/s, rotating SVID credentials', fmt(grpc.callsPerSecond), ''],
-    ['gRPC: calls/s, plain grpc-js TLS credentials', fmt(grpc.plainCallsPerSecond), ''],
-    ['gRPC: call ratio', fmt(grpc.callRatio, 3), 'target >= 0.95'],
-    ['gRPC: calls per CPU-second ratio', fmt(grpc.cpuCallRatio, 3), ''],
-    ['gRPC: failed calls', fmt(grpc.failedCalls, 0), 'target 0'],
-    [
-      `Workload API: rotation -> new SVID p50 ms (${grpc.workloadApiRotations ?? 0})`,
-      fmt(grpc.workloadApiRotationP50Ms),
-      '',
-    ],
-    ['Workload API: rotation -> new SVID p99 ms', fmt(grpc.workloadApiRotationP99Ms), 'target <= 1000'],
-  ];
-  console.log(
-    `\nmachine: ${r.machine.cores} cores, Node ${r.machine.node}${r.machine.smoke ? ' (smoke run)' : ''}`,
-  );
-  for (const [name, value, target] of rows)
-    console.log(`${name.padEnd(52)} ${value.padStart(12)}  ${target}`);
-  for (const [what, why] of Object.entries(r.notMeasured)) console.log(`not measured: ${what}: ${why}`);
 }
 
 function parseOnly(argv: string[]): Section[] {
@@ -185,6 +161,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const out = outArg >= 0 ? argv[outArg + 1] : undefined;
   await runBench({
     smoke: argv.includes('--smoke'),
+    long: argv.includes('--long'),
     only: parseOnly(argv),
     out: out ?? fileURLToPath(new URL('results.json', import.meta.url)),
   });
