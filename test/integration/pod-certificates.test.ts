@@ -153,6 +153,8 @@ describe('pod certificates: the operator as signer identity.svid.dev/svid', func
     { keyType: 'ECDSAP384', proof: 'stub' },
     { keyType: 'ED25519', proof: 'pkix' },
     { keyType: 'RSA3072', proof: 'stub' },
+    // The deprecated pkixPublicKey field with an RSA-PSS proof of possession.
+    { keyType: 'RSA4096', proof: 'pkix' },
   ];
   for (const [i, { keyType, proof }] of keyTypes.entries()) {
     it(`issues an X.509-SVID for a ${keyType} request created as the node (${proof} proof of possession)`, async () => {
