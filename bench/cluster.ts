@@ -24,6 +24,7 @@ import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
 import { createSelfSignedCa } from '../src/pki/index.ts';
 import { createIdentity, createNamespace, isReady, putCaSecret } from '../test/harness/identities.ts';
 import { OperatorProcess, sumMetric } from '../test/harness/operator-process.ts';
+import { benchPodCertificates, emptyPodCertResult, type PodCertBenchResult } from './pod-certificates.ts';
 import { median, percentile } from './stats.ts';
 
 export interface ClusterSizes {
@@ -61,6 +62,7 @@ export interface ClusterResult {
     unrelatedSecrets: number;
   };
   caRotation: { seconds: number | null; peakWritesPerSecond: number | null; identities: number };
+  podCertificates: PodCertBenchResult;
 }
 
 const TD = 'bench.example.org';
@@ -267,6 +269,7 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       unrelatedSecrets: sizes.unrelatedSecrets,
     },
     caRotation: { seconds: null, peakWritesPerSecond: null, identities: sizes.wave },
+    podCertificates: emptyPodCertResult(sizes.wave),
   };
 }
 
@@ -277,7 +280,7 @@ export async function benchCluster(
   log: (line: string) => void,
 ): Promise<void> {
   await build();
-  const cp = await ControlPlane.start();
+  const cp = await ControlPlane.start({ podCertificates: true });
   const kc = new PooledKubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -335,6 +338,12 @@ export async function benchCluster(
     result.writes.perIssue = perItem(afterWave.writes - before.writes, issuedInWave);
     result.writes.eventsPerIssue = perItem(afterWave.events - before.events, issuedInWave);
     log(`cluster: ${JSON.stringify({ ttr: result.ttr, perIssue: result.writes.perIssue })}`);
+    // 1b. As many PodCertificateRequests, answered by a second operator process with the signer.
+    const podCertOperator = { operatorEnv: OPERATOR_ENV, operatorLaunch: OPERATOR_LAUNCH, log };
+    await benchPodCertificates(
+      { cp, kc, requests: sizes.wave, operatorArgs: OPERATOR_ARGS, ...podCertOperator },
+      result.podCertificates,
+    );
 
     // 2. Restart with everything up to date: a fresh process has written nothing once it went idle.
     log('cluster: restarting the operator');
