@@ -282,7 +282,7 @@ function podCertificateConfig(
   // Empty (the chart's default) means the renewal rule.
   const refreshText = get('pod-certificate-refresh-after') ?? '';
   if (refreshText !== '') {
-    let refreshAfterSeconds = 0;
+    let refreshAfterSeconds: number;
     try {
       refreshAfterSeconds = parseDuration(refreshText);
     } catch (err) {
