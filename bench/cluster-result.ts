@@ -1,5 +1,6 @@
 // The cluster section's figures (bench/results.json), every one null until measured.
 import type { ApfLevel } from './apf.ts';
+import { emptyPodCertResult, type PodCertBenchResult } from './pod-certificates.ts';
 
 export interface ClusterSizes {
   /** Identities in the time-to-Ready wave (the first scale point), also the ones re-issued on the CA change. */
@@ -99,6 +100,8 @@ export interface ClusterResult {
     } | null;
   };
   caRotation: { seconds: number | null; peakWritesPerSecond: number | null; identities: number };
+  /** PodCertificateRequests answered by the signer, as many as the first wave (bench/pod-certificates.ts). */
+  podCertificates: PodCertBenchResult;
   steady: {
     identities: number;
     svidDuration: string | null;
@@ -158,6 +161,7 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       growth: null,
     },
     caRotation: { seconds: null, peakWritesPerSecond: null, identities: sizes.wave },
+    podCertificates: emptyPodCertResult(sizes.wave),
     steady: {
       identities: sizes.steady?.identities ?? 0,
       svidDuration: sizes.steady?.duration ?? null,

@@ -34,6 +34,7 @@ import { IdentityWatch, pool } from './identity-watch.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from './operator-account.ts';
 import { counters, perItem, sampleWriteRates, settledRssMb, sleep, waitIdle } from './operator-metrics.ts';
 import { measureSteady } from './steady.ts';
+import { benchPodCertificates } from './pod-certificates.ts';
 import { measureWave } from './wave.ts';
 
 export { emptyClusterResult, type ClusterResult, type ClusterSizes } from './cluster-result.ts';
@@ -248,7 +249,7 @@ export async function benchCluster(
   opts: { clusterPhases: boolean } = { clusterPhases: true },
 ): Promise<void> {
   await build();
-  const cp = await ControlPlane.start();
+  const cp = await ControlPlane.start({ podCertificates: true });
   const kc = new PooledKubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const watch = new IdentityWatch(kc);
@@ -283,6 +284,19 @@ export async function benchCluster(
     if (opts.clusterPhases) {
       await phaseBaseline(ctx, result);
       const waveKeys = await phaseFirstWave(ctx, sizes, result);
+      // As many PodCertificateRequests, answered by a second operator process with the signer.
+      await benchPodCertificates(
+        {
+          cp,
+          kc,
+          requests: sizes.wave,
+          operatorArgs: OPERATOR_ARGS,
+          operatorEnv: OPERATOR_ENV,
+          operatorLaunch: OPERATOR_LAUNCH,
+          log,
+        },
+        result.podCertificates,
+      );
       await phaseRestartAndApiLimit(ctx, sizes, result, waveKeys);
       await phaseRenewals(ctx, sizes, result);
       await phaseCaRotation(ctx, result, waveKeys);

@@ -1,25 +1,31 @@
-// Example mTLS client: `npm run example:client -- --svid-dir DIR --url URL --server-id SPIFFE_ID [--count N]`
-// Prints each response; exits 1 if any request failed.
+// Example mTLS client: `npm run example:client -- (--svid-dir DIR | --pod-certificate-dir DIR) --url URL --server-id SPIFFE_ID [--count N]`
+// Prints each response, and a JSON line each time its own SVID is replaced; exits 1 if any request failed.
 import { parseArgs } from 'node:util';
-import { SvidDispatcher, SvidSource } from '@svid-operator/mtls';
+import { SvidDispatcher } from '@svid-operator/mtls';
+import { fileSourceOptions, fileSourceUsage, openFileSource } from './file-source.ts';
 
 const { values } = parseArgs({
   options: {
-    'svid-dir': { type: 'string' },
+    ...fileSourceOptions,
     url: { type: 'string' },
     'server-id': { type: 'string' },
     count: { type: 'string', default: '1' },
     'interval-ms': { type: 'string', default: '1000' },
   },
 });
-if (!values['svid-dir'] || !values.url || !values['server-id']) {
+const opening = openFileSource(values);
+if (!opening || !values.url || !values['server-id']) {
   console.error(
-    'usage: client --svid-dir DIR --url URL --server-id SPIFFE_ID [--count N] [--interval-ms MS]',
+    `usage: client ${fileSourceUsage} --url URL --server-id SPIFFE_ID [--count N] [--interval-ms MS]`,
   );
   process.exit(2);
 }
 
-const source = await SvidSource.open(values['svid-dir']);
+const source = await opening;
+console.log(JSON.stringify({ event: 'started', serial: source.current().serialNumber }));
+source.on('update', (svid) =>
+  console.log(JSON.stringify({ event: 'rotated', serial: svid.serialNumber, notAfter: svid.notAfter })),
+);
 const dispatcher = new SvidDispatcher(source, { serverId: values['server-id'] });
 const count = Number(values.count);
 let failed = 0;

@@ -1,13 +1,14 @@
-// Example mTLS server: `npm run example:server -- --svid-dir DIR --port PORT (--allow SPIFFE_ID... | --allow-any)`
+// Example mTLS server: `npm run example:server -- (--svid-dir DIR | --pod-certificate-dir DIR) --port PORT (--allow SPIFFE_ID... | --allow-any)`
 // Answers every request with {"peer": <client SPIFFE ID>, "serial": <serial of this server's current SVID>,
 // "peerSerial": <serial of the certificate the client presented on this connection>}.
 import type { TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { authorizeAny, authorizeId, createHttpsServer, SvidSource } from '@svid-operator/mtls';
+import { authorizeAny, authorizeId, createHttpsServer } from '@svid-operator/mtls';
+import { fileSourceOptions, fileSourceUsage, openFileSource } from './file-source.ts';
 
 const { values } = parseArgs({
   options: {
-    'svid-dir': { type: 'string' },
+    ...fileSourceOptions,
     port: { type: 'string', default: '8443' },
     host: { type: 'string', default: '0.0.0.0' },
     allow: { type: 'string', multiple: true, default: [] },
@@ -15,13 +16,14 @@ const { values } = parseArgs({
   },
 });
 const allow = values.allow ?? [];
-if (!values['svid-dir'] || (allow.length === 0) === !values['allow-any']) {
+const opening = openFileSource(values);
+if (!opening || (allow.length === 0) === !values['allow-any']) {
   // Secure by default: which clients may call is always said explicitly.
-  console.error('usage: server --svid-dir DIR --port PORT (--allow SPIFFE_ID... | --allow-any)');
+  console.error(`usage: server ${fileSourceUsage} --port PORT (--allow SPIFFE_ID... | --allow-any)`);
   process.exit(2);
 }
 
-const source = await SvidSource.open(values['svid-dir']);
+const source = await opening;
 source.on('update', (svid) =>
   console.log(JSON.stringify({ event: 'rotated', serial: svid.serialNumber, notAfter: svid.notAfter })),
 );
@@ -35,7 +37,14 @@ const server = createHttpsServer(
   },
 );
 server.listen(Number(values.port), values.host, () => {
-  console.log(JSON.stringify({ event: 'listening', port: Number(values.port), spiffeId: source.spiffeId }));
+  console.log(
+    JSON.stringify({
+      event: 'listening',
+      port: Number(values.port),
+      spiffeId: source.spiffeId,
+      serial: source.current().serialNumber,
+    }),
+  );
 });
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);

@@ -426,7 +426,10 @@ export class ControlPlane {
       // Nothing the tests run needs privileged pods.
       '--allow-privileged=false',
       '--profiling=false',
-      ...(this.opts.podCertificates ? POD_CERTIFICATE_FLAGS : []),
+      // (with a node, NodeRestriction is already on above)
+      ...(this.opts.podCertificates
+        ? POD_CERTIFICATE_FLAGS.filter((f) => !(node && f.startsWith('--enable-admission-plugins=')))
+        : []),
       ...(this.opts.apiServerFlags ?? []),
     ]);
     this.apiServer = child;

@@ -171,6 +171,7 @@ export class NodeCluster {
       cp = await ControlPlane.start({
         dir: path.join(dir, 'control-plane'),
         node: { address: a.hostIp, serviceCidr: a.serviceCidr, firstServiceIp: a.firstServiceIp },
+        podCertificates: opts.podCertificates,
       });
       log(`control plane ready at ${cp.apiServerUrl}; starting containerd, kubelet and kube-proxy`);
       node = new LocalNode(cp, network, cgroup, path.join(dir, 'node'));

@@ -20,6 +20,12 @@ export const corednsImage = 'svid.local/coredns:v1.15.0';
 export interface NodeOptions {
   /** Image archives (OCI or docker-archive tars) to import besides pause and CoreDNS. */
   images?: string[];
+  /**
+   * Pod certificates (KEP-4317): the kubelet feature gates for `podCertificate` and `clusterTrustBundle`
+   * projected volumes (pkg/features/kube_features.go of v1.36, all off by default); NodeCluster also turns
+   * the API server's gates on.
+   */
+  podCertificates?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +72,7 @@ export class LocalNode {
     await this.writeCni();
     await this.startContainerd();
     await this.importImages([...(await this.systemImages()), ...(opts.images ?? [])]);
-    await this.startKubelet();
+    await this.startKubelet(opts.podCertificates ?? false);
     await this.startKubeProxy();
     await this.waitReady();
     await this.deployCoreDns();
@@ -222,7 +228,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
     });
   }
 
-  private async startKubelet(): Promise<void> {
+  private async startKubelet(podCertificates: boolean): Promise<void> {
     const a = this.net.addresses;
     const pki = this.cp.pkiDir;
     const client = await issueLeaf(
@@ -290,6 +296,15 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
       maxPods: 50,
       rotateCertificates: false,
       serializeImagePulls: false,
+      ...(podCertificates
+        ? {
+            featureGates: {
+              PodCertificateRequest: true,
+              ClusterTrustBundle: true,
+              ClusterTrustBundleProjection: true,
+            },
+          }
+        : {}),
     };
     const configFile = path.join(this.dir, 'kubelet.yaml');
     await writeFile(configFile, toYaml(config));

@@ -37,6 +37,11 @@ export interface PodCertificateConfig {
   enabled: boolean;
   durationSeconds: number;
   namespaces: string[];
+  /**
+   * --pod-certificate-refresh-after: beginRefreshAt this long after notBefore instead of the renewal rule
+   * (a third of the lifetime before expiry, minus per-pod jitter). Unset by default.
+   */
+  refreshAfterSeconds?: number;
 }
 
 export class ConfigError extends Error {}
@@ -73,6 +78,7 @@ export const OPTIONS = {
   'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
   'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
   'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },
+  'pod-certificate-refresh-after': { env: 'SVID_POD_CERTIFICATE_REFRESH_AFTER', default: undefined },
 } as const;
 
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
@@ -254,7 +260,7 @@ export function parseTestTuning(env: NodeJS.ProcessEnv): TestTuning {
 
 /** Pod-certificate flags: the API server refuses lifetimes under 1 hour and over 91 days for a signer. */
 function podCertificateConfig(
-  get: (flag: 'pod-certificate-signer') => string | undefined,
+  get: (flag: 'pod-certificate-signer' | 'pod-certificate-refresh-after') => string | undefined,
   list: (flag: 'pod-certificate-namespace') => string[],
   duration: (flag: 'pod-certificate-duration') => number,
   problems: string[],
@@ -272,5 +278,26 @@ function podCertificateConfig(
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
       problems.push(`--pod-certificate-namespace "${ns}" is not a valid namespace name`);
   }
-  return { enabled: enabledText === 'true', durationSeconds, namespaces };
+  const config: PodCertificateConfig = { enabled: enabledText === 'true', durationSeconds, namespaces };
+  // Empty (the chart's default) means the renewal rule.
+  const refreshText = get('pod-certificate-refresh-after') ?? '';
+  if (refreshText !== '') {
+    let refreshAfterSeconds: number;
+    try {
+      refreshAfterSeconds = parseDuration(refreshText);
+    } catch (err) {
+      problems.push(`--pod-certificate-refresh-after: ${(err as Error).message}`);
+      return config;
+    }
+    if (refreshAfterSeconds < 600)
+      problems.push(
+        `--pod-certificate-refresh-after must be at least 10m (the API server refuses a beginRefreshAt earlier than notBefore + 10 min), not "${refreshText}"; leave it empty for the renewal rule`,
+      );
+    else if (durationSeconds > 0 && refreshAfterSeconds > durationSeconds - 600)
+      problems.push(
+        `--pod-certificate-refresh-after must be at least 10m shorter than --pod-certificate-duration (the API server refuses a beginRefreshAt later than notAfter - 10 min), not "${refreshText}"`,
+      );
+    config.refreshAfterSeconds = refreshAfterSeconds;
+  }
+  return config;
 }

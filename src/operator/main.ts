@@ -86,6 +86,7 @@ export async function runOperator(
         kc,
         trustDomain: config.trustDomain,
         durationSeconds: config.podCertificates.durationSeconds,
+        refreshAfterSeconds: config.podCertificates.refreshAfterSeconds,
         namespaces: config.podCertificates.namespaces,
         issuanceRate: config.issuanceRate,
         concurrency: config.concurrency,

@@ -41,6 +41,7 @@ describe('npm run bench --smoke', function () {
         writes: ['perIssue', 'perRenewal', 'afterRestart'],
         memory: ['baselineMb', 'kbPerIdentity', 'rssMb10k', 'rssMb10kWithUnrelatedSecrets'],
         caRotation: ['seconds', 'peakWritesPerSecond'],
+        podCertificates: ['requests', 'p50Ms', 'p99Ms', 'allIssuedSeconds', 'operatorCpuSeconds'],
       };
       for (const [section, keys] of Object.entries(cluster)) {
         for (const key of keys) expect(results[section]?.[key], `${section}.${key}`).to.be.a('number');

@@ -99,6 +99,7 @@ describe('Helm chart', function () {
       healthProbePort: '9091',
       'podCertificates.enabled': 'true',
       'podCertificates.duration': '2h',
+      'podCertificates.refreshAfter': '30m',
       'podCertificates.namespaces[0]': 'team-b',
     };
     const objects = await renderChart(ns, values, ['--set-string', `extraTrustRoots=${roots}`]);
@@ -133,7 +134,12 @@ describe('Helm chart', function () {
       metricsBindAddress: ':9090',
       healthProbeBindAddress: ':9091',
       extraTrustRootsFile: '/etc/svid-operator/extra-trust-roots/roots.pem',
-      podCertificates: { enabled: true, durationSeconds: 7200, namespaces: ['team-b'] },
+      podCertificates: {
+        enabled: true,
+        durationSeconds: 7200,
+        namespaces: ['team-b'],
+        refreshAfterSeconds: 1800,
+      },
     });
     // The extra roots come from a ConfigMap mounted where the flag points.
     const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as k8s.V1ConfigMap;

@@ -21,6 +21,11 @@ export interface SignerPolicy {
    * that asks in that moment; a CA that stays broken still fails requests instead of leaving them pending.
    */
   caGraceSeconds: number;
+  /**
+   * --pod-certificate-refresh-after: beginRefreshAt at notBefore + this (no jitter: the kubelet adds its own
+   * 0-5 min) instead of the renewal rule. Used to see kubelet refreshes within minutes, e.g. in the e2e.
+   */
+  refreshAfterSeconds?: number;
 }
 
 export type Decision =
@@ -45,7 +50,7 @@ export type FailReason = 'CAUnavailable' | 'CAExpiresTooSoon';
  * by the clock-skew allowance (the API server accepts up to 5 minutes), and the lifetime counts from it, so
  * notAfter - notBefore never exceeds spec.maxExpirationSeconds. beginRefreshAt follows the renewal rule of
  * WorkloadIdentities: a third of the lifetime before expiry, minus a jitter fixed by the pod's UID, kept
- * inside the window the API server allows.
+ * inside the window the API server allows; with policy.refreshAfterSeconds, that long after notBefore.
  */
 export function validityFor(
   pcr: PodCertificateRequest,
@@ -66,7 +71,10 @@ export function validityFor(
   }
   const life = notAfterS - notBeforeS;
   const renewBefore = life / 3;
-  let refreshS = Math.round(notAfterS - renewBefore - jitterSeconds(pcr.spec.podUID, renewBefore));
+  let refreshS =
+    policy.refreshAfterSeconds !== undefined
+      ? notBeforeS + policy.refreshAfterSeconds
+      : Math.round(notAfterS - renewBefore - jitterSeconds(pcr.spec.podUID, renewBefore));
   refreshS = Math.min(
     Math.max(refreshS, notBeforeS + REFRESH_MARGIN_SECONDS),
     notAfterS - REFRESH_MARGIN_SECONDS,

@@ -21,6 +21,8 @@ export interface PodCertificatesOptions {
   kc: k8s.KubeConfig;
   trustDomain: string;
   durationSeconds: number;
+  /** --pod-certificate-refresh-after (SignerPolicy.refreshAfterSeconds); undefined: the renewal rule. */
+  refreshAfterSeconds?: number;
   namespaces: readonly string[];
   /** Issuances per second at most (the operator's --issuance-rate). */
   issuanceRate: number;
@@ -53,6 +55,7 @@ export function createPodCertificates(o: PodCertificatesOptions): PodCertificate
     policy: {
       trustDomain: o.trustDomain,
       durationSeconds: o.durationSeconds,
+      refreshAfterSeconds: o.refreshAfterSeconds,
       caGraceSeconds: CA_GRACE_SECONDS,
     },
     optInNamespaces: o.namespaces,

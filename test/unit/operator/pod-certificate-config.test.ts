@@ -39,7 +39,30 @@ describe('pod-certificate flags', () => {
     expect(c.podCertificates).to.deep.equal({ enabled: true, durationSeconds: 7200, namespaces: ['a', 'b'] });
   });
 
+  it('take --pod-certificate-refresh-after (env SVID_POD_CERTIFICATE_REFRESH_AFTER); empty means the renewal rule', () => {
+    expect(
+      parseConfig([...base, '--pod-certificate-refresh-after=10m'], {}).podCertificates.refreshAfterSeconds,
+    ).to.equal(600);
+    expect(
+      parseConfig(base, { SVID_POD_CERTIFICATE_REFRESH_AFTER: '2h' }).podCertificates.refreshAfterSeconds,
+    ).to.equal(7200);
+    // The chart renders the flag with an empty value by default.
+    expect(
+      parseConfig([...base, '--pod-certificate-refresh-after='], {}).podCertificates,
+    ).to.not.have.property('refreshAfterSeconds');
+  });
+
   const bad: { args: string[]; says: RegExp }[] = [
+    {
+      args: ['--pod-certificate-refresh-after=9m59s'],
+      says: /--pod-certificate-refresh-after must be at least 10m \(the API server refuses a beginRefreshAt earlier than notBefore \+ 10 min\), not "9m59s"/,
+    },
+    {
+      args: ['--pod-certificate-duration=1h', '--pod-certificate-refresh-after=51m'],
+      says: /--pod-certificate-refresh-after must be at least 10m shorter than --pod-certificate-duration .* not "51m"/,
+    },
+    { args: ['--pod-certificate-refresh-after=later'], says: /--pod-certificate-refresh-after: / },
+    { args: ['--pod-certificate-refresh-after=-10m'], says: /--pod-certificate-refresh-after/ },
     {
       args: ['--pod-certificate-signer=yes'],
       says: /--pod-certificate-signer must be true or false, not "yes"/,

@@ -197,6 +197,34 @@ describe('pod certificate decisions', () => {
       expect(times.size).to.be.greaterThan(40);
     });
 
+    it('with --pod-certificate-refresh-after, refreshes that long after notBefore, kept inside the window', () => {
+      const cases = [
+        // 1 h lifetime, 10 min after notBefore: the API's earliest allowed point.
+        { max: 3600, after: 600, expectAfter: 600 },
+        { max: 86400, after: 3600, expectAfter: 3600 },
+        // A request asking for less than the flag leaves room for: cut to notAfter - 10 min.
+        { max: 3600, after: 7200, expectAfter: 3000 },
+      ];
+      for (const c of cases) {
+        const v = validityFor(
+          request({ maxExpirationSeconds: c.max }),
+          { ...policy, refreshAfterSeconds: c.after },
+          window(),
+          NOW,
+        );
+        if ('tooShort' in v) throw new Error(v.tooShort);
+        expect((v.beginRefreshAt.getTime() - v.notBefore.getTime()) / 1000, JSON.stringify(c)).to.equal(
+          c.expectAfter,
+        );
+        expect((v.notAfter.getTime() - v.notBefore.getTime()) / 1000).to.equal(c.max);
+      }
+      // Fixed, not spread per pod: the kubelet adds its own 0-5 min jitter.
+      const a = validityFor(request({ podUID: 'a' }), { ...policy, refreshAfterSeconds: 600 }, window(), NOW);
+      const b = validityFor(request({ podUID: 'b' }), { ...policy, refreshAfterSeconds: 600 }, window(), NOW);
+      if ('tooShort' in a || 'tooShort' in b) throw new Error('too short');
+      expect(a.beginRefreshAt.getTime()).to.equal(b.beginRefreshAt.getTime());
+    });
+
     it('cuts notAfter to the CA expiry when at least an hour is left', () => {
       const now = new Date(ca.notAfter.getTime() - 2 * 3600_000);
       const v = validityFor(request(), policy, window(), now);
