@@ -48,8 +48,11 @@ describe('mTLS library: the example pair', function () {
         '--interval-ms',
         '200',
       ];
+      // The client's request lines (`<n> <status> <body>`); it also prints JSON lines about its own SVID.
+      const requestLines = (stdout: string) => stdout.split('\n').filter((l) => /^\d+ /.test(l));
       const before = await run(process.execPath, clientArgs(clientVol.dir, 1));
-      const first = JSON.parse(before.stdout.trim().split(' ').slice(2).join(' ')) as {
+      const [firstLine = ''] = requestLines(before.stdout);
+      const first = JSON.parse(firstLine.split(' ').slice(2).join(' ')) as {
         peer: string;
         serial: string;
       };
@@ -61,18 +64,18 @@ describe('mTLS library: the example pair', function () {
       let stdout = '';
       during.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       const exited = once(during, 'exit');
-      for (let i = 0; i < 600 && !stdout.includes('\n') && during.exitCode === null; i++)
+      for (let i = 0; i < 600 && requestLines(stdout).length === 0 && during.exitCode === null; i++)
         await new Promise((r) => setTimeout(r, 50));
       await serverVol.swap(filesOf(rotated));
       await exited;
-      const lines = stdout.trim().split('\n');
+      const lines = requestLines(stdout);
       expect(lines).to.have.length(10);
       for (const line of lines) expect(line).to.match(/^\d+ 200 /);
       expect(lines.at(-1)).to.contain(rotated.serialNumber);
       expect(lines[0]).to.contain(first.serial);
       const refused = await run(process.execPath, clientArgs(otherVol.dir, 1)).then(
         () => 'accepted',
-        (err: { stdout: string; code: number }) => `${err.code} ${err.stdout}`,
+        (err: { stdout: string; code: number }) => `${err.code} ${requestLines(err.stdout).join('\n')}`,
       );
       expect(refused).to.match(/^1 1 403 .*not allowed/);
     } finally {
