@@ -37,7 +37,7 @@ describe('npm run demo', function () {
       ['client', new Set()],
     ]);
     for (const m of stdout.matchAll(
-      /\] (server|client) +(?:issued|renewed) serial ([0-9a-f]{16})… +(\S+)/g,
+      /\] (server|client) +(?:issued|renewed) +serial ([0-9a-f]{16})… +(\S+)/g,
     )) {
       const [, sa = '', serial = '', spiffeId] = m;
       expect(spiffeId).to.equal(id(sa));
