@@ -22,6 +22,7 @@ import { stringify as toYaml } from 'yaml';
 import { ensureBinaries, ensureNodeBinaries, runBuildScript } from '../lib/binaries.ts';
 import { NodeCluster, nodeUnsupportedReason } from '../lib/node-cluster.ts';
 import { exec } from './exec.ts';
+import { phaseTimer } from './phases.ts';
 
 export interface PodCertScenarioEnv {
   kubectl(args: string[], input?: string): Promise<string>;
@@ -184,17 +185,7 @@ function serialsLogged(log: string): string[] {
 export async function runPodCertScenario(env: PodCertScenarioEnv): Promise<PodCertScenarioResult> {
   const k = env.kubectl;
   const want = env.refreshes ?? 2;
-  const phaseSeconds: Record<string, number> = {};
-  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    env.log(`phase ${name}`);
-    const start = Date.now();
-    try {
-      return await fn();
-    } finally {
-      phaseSeconds[name] = Math.round((Date.now() - start) / 100) / 10;
-      env.log(`phase ${name} took ${phaseSeconds[name]} s`);
-    }
-  };
+  const { phase, phaseSeconds } = phaseTimer(env.log);
   const until = async <T>(
     what: string,
     timeoutMs: number,

@@ -15,6 +15,7 @@
 import { X509Certificate } from 'node:crypto';
 import { createSelfSignedCa } from '../../src/pki/index.ts';
 import * as m from './manifests.ts';
+import { phaseTimer } from './phases.ts';
 
 export interface ScenarioEnv {
   kubectl(args: string[], input?: string): Promise<string>;
@@ -51,17 +52,7 @@ export async function runScenario(env: ScenarioEnv): Promise<ScenarioResult> {
   const n = env.names ?? m.defaultNames;
   const soakMs = env.operatorSoakMs ?? 8 * 60_000;
   const k = env.kubectl;
-  const phaseSeconds: Record<string, number> = {};
-  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    env.log(`phase ${name}`);
-    const start = Date.now();
-    try {
-      return await fn();
-    } finally {
-      phaseSeconds[name] = Math.round((Date.now() - start) / 100) / 10;
-      env.log(`phase ${name} took ${phaseSeconds[name]} s`);
-    }
-  };
+  const { phase, phaseSeconds } = phaseTimer(env.log);
   const json = async <T>(args: string[]) => JSON.parse(await k([...args, '-o', 'json'])) as T;
   const until = async <T>(
     what: string,
