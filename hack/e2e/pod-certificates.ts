@@ -16,12 +16,9 @@
 // `npm run e2e:pod-certificates` runs it on this machine (like `npm run e2e`);
 // test/node/pod-certificates.e2e.test.ts runs it in npm test.
 import { X509Certificate } from 'node:crypto';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
-import { ensureBinaries, ensureNodeBinaries, runBuildScript } from '../lib/binaries.ts';
-import { NodeCluster, nodeUnsupportedReason } from '../lib/node-cluster.ts';
-import { exec } from './exec.ts';
+import { mainOnLocalNode, runOnLocalNode, type LocalNodeRun } from './local-node.ts';
 import { phaseTimer } from './phases.ts';
 
 export interface PodCertScenarioEnv {
@@ -423,69 +420,21 @@ export function summarizePodCert(r: PodCertScenarioResult): string {
   ].join('\n');
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-export type LocalPodCertE2e =
-  { skipped: string } | { result: PodCertScenarioResult; buildSeconds: number; clusterSeconds: number };
+export type LocalPodCertE2e = LocalNodeRun<PodCertScenarioResult>;
 
 /**
  * Builds what it needs (cached), starts a node cluster with the pod-certificate gates, runs the scenario,
  * tears down. On a host that cannot run a node: skipped with the reason, or an error under CI=true.
  */
-export async function runLocalPodCertE2e(
+export function runLocalPodCertE2e(
   opts: { log?: (line: string) => void; refreshes?: number } = {},
 ): Promise<LocalPodCertE2e> {
   const log = opts.log ?? ((line: string) => console.error(`pod-certificate e2e: ${line}`));
-  const reason = await nodeUnsupportedReason();
-  if (reason) {
-    if (process.env.CI === 'true')
-      throw new Error(`the pod-certificate e2e cannot run on this CI host: ${reason}`);
-    return { skipped: reason };
-  }
-  const t0 = Date.now();
-  log('building the control plane, the node and the images (cached after the first run)');
-  const bins = await ensureBinaries();
-  await ensureNodeBinaries();
-  const images = await runBuildScript('build-images.sh');
-  const buildSeconds = Math.round((Date.now() - t0) / 1000);
-  const t1 = Date.now();
-  const cluster = await NodeCluster.start({
-    images: [path.join(images, 'operator.tar'), path.join(images, 'example.tar')],
-    podCertificates: true,
-    log,
-  });
-  const clusterSeconds = Math.round((Date.now() - t1) / 1000);
-  try {
-    const kubeconfig = cluster.kubeconfigPath;
-    const result = await runPodCertScenario({
-      kubectl: (args, input) => exec(bins.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], input),
-      helm: (args) => exec(bins.helm, [`--kubeconfig=${kubeconfig}`, ...args]),
-      chartDir: path.join(root, 'charts', 'svid-operator'),
-      log,
-      refreshes: opts.refreshes,
-    });
-    return { result, buildSeconds, clusterSeconds };
-  } finally {
-    const t2 = Date.now();
-    const report = await cluster.stop();
-    log(`torn down in ${Math.round((Date.now() - t2) / 1000)} s: ${JSON.stringify(report)}`);
-  }
+  return runOnLocalNode({ log, podCertificates: true }, (tools) =>
+    runPodCertScenario({ ...tools, log, refreshes: opts.refreshes }),
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  runLocalPodCertE2e()
-    .then((r) => {
-      if ('skipped' in r) {
-        console.log(`skipped: ${r.skipped}`);
-        return;
-      }
-      console.log(summarizePodCert(r.result));
-      console.log(
-        `build (cached after the first run): ${r.buildSeconds} s; cluster start: ${r.clusterSeconds} s`,
-      );
-    })
-    .catch((err: unknown) => {
-      console.error(`pod-certificate e2e: FAILED: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(1);
-    });
+  mainOnLocalNode('pod-certificate e2e', () => runLocalPodCertE2e(), summarizePodCert);
 }
