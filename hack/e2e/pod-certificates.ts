@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { mainOnLocalNode, runOnLocalNode, type LocalNodeRun } from './local-node.ts';
 import { phaseTimer } from './phases.ts';
+import { sleep, waitUntil } from './wait-until.ts';
 
 export interface PodCertScenarioEnv {
   kubectl(args: string[], input?: string): Promise<string>;
@@ -41,7 +42,6 @@ export interface PodCertScenarioResult {
   phaseSeconds: Record<string, number>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const release = 'svid-operator';
 const operatorNamespace = 'svid-system';
 const ns = 'svid-podcert';
@@ -183,20 +183,7 @@ export async function runPodCertScenario(env: PodCertScenarioEnv): Promise<PodCe
   const k = env.kubectl;
   const want = env.refreshes ?? 2;
   const { phase, phaseSeconds } = phaseTimer(env.log);
-  const until = async <T>(
-    what: string,
-    timeoutMs: number,
-    check: () => Promise<T | undefined>,
-  ): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await check().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (Date.now() > deadline)
-        throw new Error(`pod-certificate e2e: ${what} did not happen within ${timeoutMs / 1000} s`);
-      await sleep(1000);
-    }
-  };
+  const until = waitUntil('pod-certificate e2e');
   // Every Issued request seen, by name (kube-controller-manager may garbage-collect old ones).
   const issued = new Map<string, { pod: string; leaf: X509Certificate; chain: string[] }>();
   const pollRequests = async () => {

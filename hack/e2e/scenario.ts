@@ -16,6 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { createSelfSignedCa } from '../../src/pki/index.ts';
 import * as m from './manifests.ts';
 import { phaseTimer } from './phases.ts';
+import { sleep, waitUntil } from './wait-until.ts';
 
 export interface ScenarioEnv {
   kubectl(args: string[], input?: string): Promise<string>;
@@ -42,7 +43,6 @@ export interface ScenarioResult {
   phaseSeconds: Record<string, number>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const release = 'svid-operator';
 const operatorSelector = 'app.kubernetes.io/name=svid-operator';
 const pems = (pem: string) =>
@@ -54,19 +54,7 @@ export async function runScenario(env: ScenarioEnv): Promise<ScenarioResult> {
   const k = env.kubectl;
   const { phase, phaseSeconds } = phaseTimer(env.log);
   const json = async <T>(args: string[]) => JSON.parse(await k([...args, '-o', 'json'])) as T;
-  const until = async <T>(
-    what: string,
-    timeoutMs: number,
-    check: () => Promise<T | undefined>,
-  ): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await check().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`e2e: ${what} did not happen within ${timeoutMs / 1000} s`);
-      await sleep(1000);
-    }
-  };
+  const until = waitUntil('e2e');
   const serial = async (sa: string) =>
     (
       await k(['-n', n.appNamespace, 'get', 'workloadidentity', sa, '-o', 'jsonpath={.status.serialNumber}'])
