@@ -57,6 +57,23 @@ base_key="$(
     sed -n '/^# --- base ---$/,/^# --- end base ---$/p' "${BASH_SOURCE[0]}"
   } | sha256sum | cut -c1-16
 )"
+cd "$root"
+mapfile -t sources < <(find src examples -type f | sort)
+key="$(
+  {
+    echo "$base_key"
+    hash_files Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json \
+      hack/build-images.sh "${sources[@]}"
+  } | sha256sum | cut -c1-16
+)"
+out="$images/$key"
+# The final images are cached by a key that includes the base key (computed from the base's inputs, not
+# from the image), so a cached build is found without inspecting or assembling the base image.
+if [[ -f "$out/operator.tar" && -f "$out/example.tar" ]]; then
+  echo "$out"
+  exit 0
+fi
+
 # --- base ---
 if [[ "$("${bah[@]}" inspect --type image --format '{{index .ImageAnnotations "dev.svid.base-key"}}' "$base_ref" 2>/dev/null || true)" != "$base_key" ]]; then
   log "assembling the base image $base_ref (debootstrap bookworm minbase + node $("$node_bin" --version) + npm + host CA bundle; ~1-3 min)"
@@ -85,21 +102,6 @@ if [[ "$("${bah[@]}" inspect --type image --format '{{index .ImageAnnotations "d
   log "base image ready in $((SECONDS - start))s"
 fi
 # --- end base ---
-
-cd "$root"
-mapfile -t sources < <(find src examples -type f | sort)
-key="$(
-  {
-    echo "$base_key"
-    hash_files Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json \
-      hack/build-images.sh "${sources[@]}"
-  } | sha256sum | cut -c1-16
-)"
-out="$images/$key"
-if [[ -f "$out/operator.tar" && -f "$out/example.tar" ]]; then
-  echo "$out"
-  exit 0
-fi
 
 mkdir -p "$out.tmp"
 build() {
