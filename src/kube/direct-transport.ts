@@ -1,7 +1,7 @@
 // Requests as a DirectConfig says: one pooled undici Agent with the TLS material read once, and the
 // bearer token (re-read from its file on rotation) as a header.
 import { readFile } from 'node:fs/promises';
-import { Agent } from 'undici';
+import { Agent } from './undici-agent.ts';
 import type { Connection, KubeTransport } from './connection.ts';
 import type { DirectConfig, Material } from './kubeconfig.ts';
 import { TokenFile } from './token-file.ts';

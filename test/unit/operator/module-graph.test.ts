@@ -28,11 +28,15 @@ async function resolvedUrls(entry: string, kubeconfig?: string): Promise<string[
     }
     process.stdout.write(JSON.stringify(urls));
   `;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: root,
-    env: { ...process.env, TEST_KUBECONFIG: kubeconfig ?? '' },
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    process.execPath,
+    ['--conditions=svid-operator-source', '--input-type=module', '-e', script],
+    {
+      cwd: root,
+      env: { ...process.env, TEST_KUBECONFIG: kubeconfig ?? '' },
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   return JSON.parse(stdout) as string[];
 }
 
