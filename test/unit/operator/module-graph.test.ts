@@ -1,5 +1,5 @@
 // The operator's memory baseline depends on what it loads: @kubernetes/client-node alone costs ~85 MB
-// (it imports every generated API and model). The operator's module graph must not reach it; only a
+// (it imports every generated API and model), the mTLS library's root (servers, clients, undici) ~45 MB. The operator's module graph must not reach it; only a
 // kubeconfig that needs a feature we leave to client-node (exec plugins, auth providers, ...) loads it.
 // A child node records every module URL resolved (module.registerHooks) while importing.
 import { expect } from 'chai';
@@ -72,6 +72,14 @@ describe('the operator module graph', function () {
     expect(urls).to.include(url('src/reconcilers/workload-identity/controller.ts'));
     expect(urls).to.include(url('src/leader/lease-election.ts'));
     expect(clientNode(urls)).to.deep.equal([]);
+  });
+
+  it('loads neither the whole mTLS library (its servers, clients, gRPC) nor the whole of undici', async () => {
+    const urls = await resolvedUrls('src/operator/main.ts');
+    expect(urls).to.include(url('packages/mtls/src/pem.ts'));
+    expect(urls).not.to.include(url('packages/mtls/src/index.ts'));
+    expect(urls).not.to.include(url('packages/mtls/src/server.ts'));
+    expect(urls).not.to.include(url('node_modules/undici/index.js'));
   });
 
   it('nor does loading a kubeconfig with a token', async () => {
