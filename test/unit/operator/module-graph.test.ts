@@ -4,6 +4,9 @@
 // A child node records every module URL resolved (module.registerHooks) while importing.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,15 +19,17 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const url = (rel: string) => pathToFileURL(path.join(root, rel)).href;
 
 /** Imports `entry` in a fresh node (and loads a client for `kubeconfig` when given): the URLs resolved. */
-async function resolvedUrls(entry: string, kubeconfig?: string): Promise<string[]> {
+async function resolvedUrls(entry: string, kubeconfig?: string, request?: string): Promise<string[]> {
   const script = `
     import { registerHooks } from 'node:module';
     const urls = [];
     registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); urls.push(r.url); return r; } });
     await import(${JSON.stringify(url(entry))});
     if (process.env.TEST_KUBECONFIG) {
-      const { loadTransport } = await import(${JSON.stringify(url('src/kube/load.ts'))});
-      await (await loadTransport({ KUBECONFIG: process.env.TEST_KUBECONFIG })).close();
+      const { loadKubeClient } = await import(${JSON.stringify(url('src/kube/load.ts'))});
+      const client = await loadKubeClient({ KUBECONFIG: process.env.TEST_KUBECONFIG });
+      if (process.env.TEST_REQUEST) urls.push('answer:' + JSON.stringify(await client.get(process.env.TEST_REQUEST)));
+      await client.close();
     }
     process.stdout.write(JSON.stringify(urls));
   `;
@@ -33,7 +38,7 @@ async function resolvedUrls(entry: string, kubeconfig?: string): Promise<string[
     ['--conditions=svid-operator-source', '--input-type=module', '-e', script],
     {
       cwd: root,
-      env: { ...process.env, TEST_KUBECONFIG: kubeconfig ?? '' },
+      env: { ...process.env, TEST_KUBECONFIG: kubeconfig ?? '', TEST_REQUEST: request ?? '' },
       maxBuffer: 64 * 1024 * 1024,
     },
   );
@@ -51,12 +56,12 @@ describe('the operator module graph', function () {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const kubeconfig = async (name: string, user: Record<string, unknown>) => {
+  const kubeconfig = async (name: string, user: Record<string, unknown>, server = 'https://127.0.0.1:1') => {
     const file = path.join(dir, name);
     await writeFile(
       file,
       stringify({
-        clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1' } }],
+        clusters: [{ name: 'k', cluster: { server } }],
         users: [{ name: 'u', user }],
         contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
         'current-context': 'c',
@@ -86,6 +91,27 @@ describe('the operator module graph', function () {
     const urls = await resolvedUrls('src/operator/main.ts', await kubeconfig('token', { token: 't' }));
     expect(urls).to.include(url('src/kube/direct-transport.ts'));
     expect(clientNode(urls)).to.deep.equal([]);
+  });
+
+  it('makes requests with the undici Agent module alone, in a process that never loads the undici root', async () => {
+    const server = http.createServer((req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url })),
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const file = await kubeconfig(
+        'local',
+        { token: 't' },
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      );
+      const urls = await resolvedUrls('src/operator/main.ts', file, '/api/v1/namespaces');
+      expect(urls).to.include('answer:{"path":"/api/v1/namespaces"}');
+      expect(urls).to.include(url('node_modules/undici/lib/dispatcher/agent.js'));
+      expect(urls).not.to.include(url('node_modules/undici/index.js'));
+    } finally {
+      server.close();
+    }
   });
 
   it('a kubeconfig with an exec plugin loads it, only then (the detector can fail)', async () => {
