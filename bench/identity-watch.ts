@@ -1,6 +1,8 @@
 // The bench's own view of every WorkloadIdentity (an informer, as the operator has), with the moment each
 // one was first seen in a wanted state; and a bounded pool for creating objects at a fixed concurrency.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../src/kube/client.ts';
+import { clientNodeTransport } from '../src/kube/client-node-transport.ts';
 import { identitySource } from '../src/reconcilers/workload-identity/controller.ts';
 import { Informer, keyOf } from '../src/controller-runtime/informer.ts';
 import type { WorkloadIdentity } from '../src/reconcilers/workload-identity/types.ts';
@@ -19,12 +21,8 @@ export class IdentityWatch {
   private readonly listeners = new Set<(w: WorkloadIdentity, at: number) => void>();
 
   constructor(kc: k8s.KubeConfig) {
-    this.informer = new Informer(
-      kc,
-      'bench',
-      identitySource(kc.makeApiClient(k8s.CustomObjectsApi), ''),
-      quiet,
-    );
+    const client = new KubeClient(clientNodeTransport(kc));
+    this.informer = new Informer(client, 'bench', identitySource(client, ''), quiet);
     this.informer.on((event, w) => {
       if (event !== 'upsert') return;
       const now = performance.now();

@@ -9,8 +9,9 @@
 //
 // Liveness (`alive`) is "the watch is alive": a watch stream is open, or the API server answered within
 // the window. A quiet cluster sends nothing on an open watch for minutes, which is not silence.
-import * as k8s from '@kubernetes/client-node';
-import { kubeWatchOpener, type WatchEnd, type WatchOpener } from '../kube/watch-stream.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { KubeApiError } from '../kube/errors.ts';
+import type { WatchEnd, WatchOpener } from '../kube/watch-stream.ts';
 
 export interface Meta {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
@@ -47,7 +48,7 @@ export interface InformerOptions {
   clock?: () => number;
   /** Waits between retries. Default: a timer, cut short by the signal. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  /** Default: watch requests through the KubeConfig. */
+  /** Default: watch requests through the client. */
   openWatch?: WatchOpener;
   /** Items per list page (client-go's default is 500). */
   pageSize?: number;
@@ -102,7 +103,7 @@ export class Informer<T extends Meta> {
   watchesClosed = 0;
 
   constructor(
-    kc: k8s.KubeConfig,
+    kc: KubeClient,
     name: string,
     source: Source<T>,
     log: InformerLogger,
@@ -113,7 +114,7 @@ export class Informer<T extends Meta> {
     this.log = log;
     this.clock = options.clock ?? (() => performance.now());
     this.sleep = options.sleep ?? timerSleep;
-    this.openWatch = options.openWatch ?? kubeWatchOpener(kc);
+    this.openWatch = options.openWatch ?? ((request) => kc.watch(request));
     this.pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300));
     this.lastContact = this.clock();
@@ -293,7 +294,7 @@ export class Informer<T extends Meta> {
 }
 
 export function errorText(err: unknown): string {
-  if (err instanceof k8s.ApiException) return `HTTP ${err.code}: ${String(err.body).slice(0, 300)}`;
+  if (err instanceof KubeApiError) return `HTTP ${err.code}: ${err.body.slice(0, 300)}`;
   if (err instanceof Error) return err.message;
   return String(err);
 }

@@ -1,4 +1,4 @@
-// One watch request, made directly through the KubeConfig's (pooled) dispatcher instead of client-node's
+// One watch request, made directly through the transport's (pooled) dispatcher instead of client-node's
 // Watch. client-node 2.0.1's Watch aborts a watch after 30 s without a byte (its `requestTimeoutMs`
 // inactivity timer, see node_modules/@kubernetes/client-node/dist/watch.js), and a watch with nothing to
 // report sends nothing for that long: every quiet watch ended in a client-side abort, reported as a
@@ -8,9 +8,8 @@
 // client-go's reflector), the server's clean close is reported as such, and the only client-side timer
 // is a dead-connection guard: no byte for longer than the server's own timeout plus a margin can only
 // mean a connection that silently died.
-import * as k8s from '@kubernetes/client-node';
-
-type Dispatcher = NonNullable<ReturnType<k8s.RequestContext['getDispatcher']>>;
+import type { Dispatcher } from 'undici';
+import type { Connection } from './connection.ts';
 
 /** How a watch request ended. */
 export type WatchEnd =
@@ -36,45 +35,17 @@ export interface WatchRequest {
 
 export type WatchOpener = (request: WatchRequest) => Promise<WatchEnd>;
 
-/** Opens watches through `kc`'s authentication and dispatcher (with PooledKubeConfig: pooled connections). */
-export function kubeWatchOpener(kc: k8s.KubeConfig): WatchOpener {
-  return async (req) => {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster)
-      return { kind: 'error', error: new Error('no current cluster in the kubeconfig'), aborted: false };
-    const url = new URL(cluster.server + req.path);
-    url.searchParams.set('watch', 'true');
-    for (const [k, v] of Object.entries(req.query)) if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new k8s.RequestContext(url.toString(), k8s.HttpMethod.GET);
-    try {
-      await kc.applySecurityAuthentication(ctx);
-    } catch (err) {
-      return { kind: 'error', error: asError(err), aborted: false };
-    }
-    return streamWatch(ctx.getDispatcher(), url, ctx.getHeaders(), req);
-  };
-}
-
-async function streamWatch(
-  dispatcher: Dispatcher | undefined,
-  url: URL,
-  headers: Record<string, string>,
-  req: WatchRequest,
-): Promise<WatchEnd> {
-  if (!dispatcher) {
-    return {
-      kind: 'error',
-      error: new Error('the kubeconfig gives no TLS or proxy settings for the API server'),
-      aborted: false,
-    };
-  }
-  let res: Awaited<ReturnType<Dispatcher['request']>>;
+/** Runs one watch request on `conn` until the server closes it, it fails, or the caller aborts. */
+export async function streamWatch(conn: Connection, req: WatchRequest): Promise<WatchEnd> {
+  const query = new URLSearchParams({ watch: 'true' });
+  for (const [k, v] of Object.entries(req.query)) if (v !== undefined) query.set(k, String(v));
+  let res: Dispatcher.ResponseData;
   try {
-    res = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
+    res = await conn.dispatcher.request({
+      origin: conn.origin,
+      path: `${conn.pathPrefix}${req.path}?${query.toString()}`,
       method: 'GET',
-      headers: { ...headers, accept: 'application/json' },
+      headers: { ...conn.headers, accept: 'application/json' },
       signal: req.signal,
       headersTimeout: req.deadConnectionMs,
       bodyTimeout: req.deadConnectionMs,

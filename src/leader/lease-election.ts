@@ -8,7 +8,9 @@
 // candidate then waits a full leaseDuration (> renewDeadline) before taking over, so the old leader has
 // stopped before anyone else can start.
 import { performance } from 'node:perf_hooks';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient, type RequestOptions } from '../kube/client.ts';
+import { isConflict, isNotFound, KubeApiError } from '../kube/errors.ts';
 import winston from 'winston';
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -67,7 +69,7 @@ export function validateTimings(t: Timings): void {
 }
 
 function timeString(value: unknown): string | undefined {
-  // client-node sends V1MicroTime (a Date) but hands MicroTime back as the string it received.
+  // The API hands MicroTime back as a string; a Date is accepted too.
   if (value instanceof Date) return value.toISOString();
   return typeof value === 'string' ? value : undefined;
 }
@@ -167,9 +169,19 @@ export function releasedRecord(old: LeaderRecord, wallClock: Date): LeaderRecord
   };
 }
 
-function toSpec(r: LeaderRecord): k8s.V1LeaseSpec {
-  // V1MicroTime serialises with six fractional digits, the format MicroTime requires.
-  const micro = (t: string | undefined) => (t === undefined ? undefined : new k8s.V1MicroTime(t));
+/** A Lease spec as sent: MicroTime fields as strings. */
+type LeaseSpecBody = Omit<k8s.V1LeaseSpec, 'acquireTime' | 'renewTime'> & {
+  acquireTime?: string;
+  renewTime?: string;
+};
+
+/** MicroTime: RFC 3339 with exactly six fractional digits (the API server parses no other form). */
+export function microTime(t: string): string {
+  return new Date(t).toISOString().slice(0, -1) + '000Z';
+}
+
+function toSpec(r: LeaderRecord): LeaseSpecBody {
+  const micro = (t: string | undefined) => (t === undefined ? undefined : microTime(t));
   return {
     holderIdentity: r.holderIdentity,
     leaseDurationSeconds: r.leaseDurationSeconds,
@@ -187,7 +199,7 @@ export interface ElectionLogger {
 }
 
 export interface LeaseElectorOptions {
-  kubeConfig: k8s.KubeConfig;
+  kc: KubeClient;
   namespace: string;
   name: string;
   /** Unique per candidate, e.g. the pod name; it is written into the Lease as holderIdentity. */
@@ -226,37 +238,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Bounds one request: client-node hands the request context's signal to fetch. */
-function withSignal(signal: AbortSignal): k8s.ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre: (ctx) => {
-          ctx.setSignal(signal);
-          return new k8s.Observable(Promise.resolve(ctx));
-        },
-        post: (res) => new k8s.Observable(Promise.resolve(res)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
+/** Bounds one request. */
+function withSignal(signal: AbortSignal): RequestOptions {
+  return { signal };
 }
 
 function describe(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    const body = err.body as { message?: string } | string | undefined;
-    const message = typeof body === 'object' && body?.message ? body.message : String(body ?? '');
+  if (err instanceof KubeApiError) {
+    const message = err.statusMessage || err.body;
     return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
   }
   return err instanceof Error ? err.message : String(err);
-}
-
-function isConflict(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 409;
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
 }
 
 export class LeaseElector {
@@ -264,7 +256,7 @@ export class LeaseElector {
   readonly namespace: string;
   readonly name: string;
   private readonly timings: Timings;
-  private readonly api: k8s.CoordinationV1Api;
+  private readonly api: KubeClient;
   private readonly log: ElectionLogger;
   /** The last Lease object read or written, for its resourceVersion. */
   private lease?: k8s.V1Lease;
@@ -287,7 +279,7 @@ export class LeaseElector {
       retryPeriodMs: opts.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS,
     };
     validateTimings(this.timings);
-    this.api = opts.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    this.api = opts.kc;
     this.log =
       opts.logger ??
       winston.createLogger({ format: winston.format.json(), transports: [new winston.transports.Console()] });
@@ -459,9 +451,7 @@ export class LeaseElector {
     }
     let exists = true;
     try {
-      this.noteObserved(
-        await this.api.readNamespacedLease({ namespace: this.namespace, name: this.name }, options),
-      );
+      this.noteObserved(await this.api.get<k8s.V1Lease>(paths.lease(this.namespace, this.name), options));
     } catch (err) {
       if (!isNotFound(err)) return { outcome: 'failed', reason: describe(err) };
       exists = false;
@@ -472,14 +462,9 @@ export class LeaseElector {
         case 'wait':
           return { outcome: 'held', holder: decision.holder };
         case 'create': {
-          const created = await this.api.createNamespacedLease(
-            {
-              namespace: this.namespace,
-              body: {
-                metadata: { name: this.name, namespace: this.namespace },
-                spec: toSpec(decision.record),
-              },
-            },
+          const created = await this.api.create<k8s.V1Lease>(
+            paths.leases(this.namespace),
+            { metadata: { name: this.name, namespace: this.namespace }, spec: toSpec(decision.record) },
             options,
           );
           this.noteObserved(created);
@@ -497,11 +482,12 @@ export class LeaseElector {
   }
 
   /** Replaces the spec of the last Lease seen; its resourceVersion makes a concurrent write fail with 409. */
-  private async write(record: LeaderRecord, options: k8s.ConfigurationOptions): Promise<void> {
+  private async write(record: LeaderRecord, options: RequestOptions): Promise<void> {
     const base = this.lease;
     if (!base) throw new Error('no lease observed to update');
-    const updated = await this.api.replaceNamespacedLease(
-      { namespace: this.namespace, name: this.name, body: { ...base, spec: toSpec(record) } },
+    const updated = await this.api.replace<k8s.V1Lease>(
+      paths.lease(this.namespace, this.name),
+      { ...base, spec: toSpec(record) },
       options,
     );
     this.noteObserved(updated);
@@ -524,10 +510,7 @@ export class LeaseElector {
       }
       // Someone changed the Lease since; read it, and release only if it still names this candidate.
       try {
-        this.lease = await this.api.readNamespacedLease(
-          { namespace: this.namespace, name: this.name },
-          options,
-        );
+        this.lease = await this.api.get<k8s.V1Lease>(paths.lease(this.namespace, this.name), options);
         this.observation = observe(this.observation, recordOf(this.lease), performance.now());
       } catch (err) {
         this.log.warn('could not release lease', { ...this.ctx(), reason: describe(err) });

@@ -2,7 +2,9 @@
 // former Helm genCA (which kept the CA key in Helm's release Secrets, made an RSA root without the SPIFFE
 // profile, and rendered a new CA on every `helm template` / GitOps render). Create-only: an existing Secret
 // is never read for its key, changed or replaced; when replicas race, the API server's 409 decides.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient } from '../kube/client.ts';
+import { isConflict, isNotFound } from '../kube/errors.ts';
 import { createSelfSignedCa } from '../pki/index.ts';
 import { GROUP } from '../reconcilers/workload-identity/types.ts';
 
@@ -21,7 +23,7 @@ export type DevCaOutcome = 'created' | 'exists';
  * spiffe://<trust domain>) when it does not. Other API errors are thrown: the caller reports them.
  */
 export async function ensureDevCa(
-  core: k8s.CoreV1Api,
+  kc: KubeClient,
   opts: {
     namespace: string;
     name: string;
@@ -34,10 +36,10 @@ export async function ensureDevCa(
   const { namespace, name } = opts;
   try {
     // Only whether it exists matters; its contents are the CA loader's business.
-    await core.readNamespacedSecret({ name, namespace });
+    await kc.get(paths.secret(namespace, name));
     return 'exists';
   } catch (err) {
-    if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+    if (!isNotFound(err)) throw err;
   }
   const ca = await createSelfSignedCa({
     trustDomain: opts.trustDomain,
@@ -47,25 +49,22 @@ export async function ensureDevCa(
   });
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   try {
-    await core.createNamespacedSecret({
-      namespace,
-      body: {
-        metadata: {
-          name,
-          namespace,
-          labels: { [DEV_CA_LABEL]: 'true' },
-          annotations: {
-            [`${GROUP}/description`]:
-              'Development CA created by svid-operator --bootstrap-dev-ca. Replace it with your own CA for production.',
-          },
+    await kc.create(paths.secrets(namespace), {
+      metadata: {
+        name,
+        namespace,
+        labels: { [DEV_CA_LABEL]: 'true' },
+        annotations: {
+          [`${GROUP}/description`]:
+            'Development CA created by svid-operator --bootstrap-dev-ca. Replace it with your own CA for production.',
         },
-        type: 'kubernetes.io/tls',
-        data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(ca.keyPem), 'ca.crt': b64(ca.certPem) },
       },
-    });
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(ca.keyPem), 'ca.crt': b64(ca.certPem) },
+    } satisfies k8s.V1Secret);
   } catch (err) {
     // Another replica (or a person) created it first: theirs stands.
-    if (err instanceof k8s.ApiException && err.code === 409) return 'exists';
+    if (isConflict(err)) return 'exists';
     throw err;
   }
   opts.log.warn('created a self-signed development CA; replace it with your own CA for production', {

@@ -5,12 +5,11 @@ import type { Server } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { collectDefaultMetrics } from 'prom-client';
-import { PooledKubeConfig } from '../kube/pooled-kubeconfig.ts';
+import { loadKubeClient } from '../kube/load.ts';
 import { Controller } from '../reconcilers/workload-identity/controller.ts';
 import { ControllerMetrics } from '../reconcilers/workload-identity/metrics.ts';
 import { LeaseElector } from '../leader/index.ts';
 import { createPodCertificates } from '../reconcilers/pod-certificate/index.ts';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { describe } from '../reconcilers/workload-identity/reconciler.ts';
 import { ensureDevCa } from './dev-ca.ts';
 import {
@@ -44,8 +43,7 @@ export async function runOperator(
   const unhealthyAfterMs = (tuning.healthWindowSeconds ?? 0) * 1000 || UNHEALTHY_AFTER_MS;
   const cacheSyncTimeoutMs = (tuning.cacheSyncTimeoutSeconds ?? 0) * 1000 || CACHE_SYNC_TIMEOUT_MS;
   const log = createLogger(config.logLevel);
-  const kc = new PooledKubeConfig();
-  kc.loadFromDefault();
+  const kc = await loadKubeClient(env);
   const metrics = new ControllerMetrics();
   collectDefaultMetrics({ register: metrics.registry });
   const extraRootsPem = config.extraTrustRootsFile
@@ -104,7 +102,7 @@ export async function runOperator(
     started = true;
     if (config.bootstrapDevCa) {
       // Only the leader (or the single replica) creates it; a failure leaves the CA reported unavailable.
-      await ensureDevCa(kc.makeApiClient(CoreV1Api), {
+      await ensureDevCa(kc, {
         ...config.caSecret,
         trustDomain: config.trustDomain,
         validitySeconds: config.bootstrapDevCaValiditySeconds,
@@ -160,7 +158,7 @@ export async function runOperator(
   let elector: LeaseElector | undefined;
   if (config.leaderElect) {
     elector = new LeaseElector({
-      kubeConfig: kc,
+      kc,
       namespace: config.leaderElectionNamespace,
       name: config.leaderElectionId,
       identity,

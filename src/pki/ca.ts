@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { buildPath, chainsTo } from '@svid-operator/mtls';
+import { buildPath, chainsTo } from '@svid-operator/mtls/pem';
 import { validateTrustDomain } from '../spiffe/index.ts';
 import { PkiError } from './errors.ts';
 import { DEFAULT_KEY, describeKey, formatKeySpec, generateKeyPair, type KeySpec } from './keys.ts';

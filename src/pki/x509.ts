@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { pemBlocks, toPem } from '@svid-operator/mtls';
+import { pemBlocks, toPem } from '@svid-operator/mtls/pem';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
@@ -18,7 +18,7 @@ import {
 import { readHeader, subjectPublicKeyBits } from './der.ts';
 import { PkiError } from './errors.ts';
 
-export { pemBlocks, toPem } from '@svid-operator/mtls';
+export { pemBlocks, toPem } from '@svid-operator/mtls/pem';
 
 /**
  * Every certificate in a PEM text, in order. `what` names the source for the error message

@@ -1,6 +1,6 @@
 // SPIFFE IDs of Kubernetes workloads. The SPIFFE-ID rules themselves live in the mTLS library package (one
 // parser for the operator and the library).
-import { parseSpiffeId, SpiffeIdError, validateTrustDomain } from '@svid-operator/mtls';
+import { parseSpiffeId, SpiffeIdError, validateTrustDomain } from '@svid-operator/mtls/spiffe-id';
 
 // Kubernetes names: a namespace is an RFC 1123 label, a service account an RFC 1123 subdomain.
 const K8S_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

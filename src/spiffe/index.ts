@@ -6,5 +6,5 @@ export {
   trustDomainProblem,
   validateTrustDomain,
   type SpiffeId,
-} from '@svid-operator/mtls';
+} from '@svid-operator/mtls/spiffe-id';
 export { buildSpiffeId } from './id.ts';

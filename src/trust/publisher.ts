@@ -3,7 +3,9 @@
 //  - one ClusterTrustBundle for the signer name, labelled for `clusterTrustBundle` projection;
 //  - a ConfigMap in every namespace that opted in, with `ca.crt` (PEM) and `bundle.spiffe` (SPIFFE JWKS).
 // Writes only when the content changed; a ConfigMap the operator does not own is never overwritten.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient } from '../kube/client.ts';
+import { isNotFound } from '../kube/errors.ts';
 import { errorText } from '../controller-runtime/informer.ts';
 import { PCR_GROUP, PCR_VERSION, CTB_PLURAL, SIGNER_NAME } from '../reconcilers/pod-certificate/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../reconcilers/workload-identity/types.ts';
@@ -17,7 +19,7 @@ export const CONFIGMAP_NAME = 'svid-trust-bundle';
 const SEQUENCE_ANNOTATION = 'identity.svid.dev/spiffe-sequence';
 
 export interface TrustPublisherOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   /** The trust bundle PEM to publish now, or undefined while the CA is unusable (the last one stays). */
   roots: () => string | undefined;
   namespaces: () => string[];
@@ -39,12 +41,9 @@ interface ClusterTrustBundle {
   spec: { signerName: string; trustBundle: string };
 }
 
-const statusCode = (err: unknown) => (err as { code?: number }).code;
-
 export class TrustPublisher {
   private readonly o: TrustPublisherOptions;
-  private readonly core: k8s.CoreV1Api;
-  private readonly custom: k8s.CustomObjectsApi;
+  private readonly kc: KubeClient;
   private running = false;
   private again = false;
   private timer?: NodeJS.Timeout;
@@ -52,8 +51,7 @@ export class TrustPublisher {
 
   constructor(o: TrustPublisherOptions) {
     this.o = o;
-    this.core = o.kc.makeApiClient(k8s.CoreV1Api);
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.kc = o.kc;
   }
 
   /** Publishes now (or right after a run in progress); then again every resync, to repair drift. */
@@ -106,12 +104,13 @@ export class TrustPublisher {
   }
 
   private async publishClusterTrustBundle(roots: string): Promise<void> {
-    const ref = { group: PCR_GROUP, version: PCR_VERSION, plural: CTB_PLURAL, name: CTB_NAME };
+    const collection = paths.custom(PCR_GROUP, PCR_VERSION, '', CTB_PLURAL);
+    const object = paths.customObject(PCR_GROUP, PCR_VERSION, '', CTB_PLURAL, CTB_NAME);
     let existing: ClusterTrustBundle | undefined;
     try {
-      existing = (await this.custom.getClusterCustomObject(ref)) as ClusterTrustBundle;
+      existing = await this.kc.get<ClusterTrustBundle>(object);
     } catch (err) {
-      if (statusCode(err) !== 404) throw err;
+      if (!isNotFound(err)) throw err;
     }
     const body: ClusterTrustBundle = {
       apiVersion: `${PCR_GROUP}/${PCR_VERSION}`,
@@ -123,7 +122,7 @@ export class TrustPublisher {
       spec: { signerName: SIGNER_NAME, trustBundle: roots },
     };
     if (!existing) {
-      await this.custom.createClusterCustomObject({ ...ref, body });
+      await this.kc.create(collection, body);
     } else {
       const labelsOk =
         existing.metadata.labels?.[CTB_LABEL] === CTB_LABEL_VALUE &&
@@ -131,7 +130,7 @@ export class TrustPublisher {
       if (existing.spec.trustBundle === roots && labelsOk) return;
       body.metadata.resourceVersion = existing.metadata.resourceVersion;
       body.metadata.labels = { ...existing.metadata.labels, ...body.metadata.labels };
-      await this.custom.replaceClusterCustomObject({ ...ref, body });
+      await this.kc.replace(object, body);
     }
     this.o.onWrite('ClusterTrustBundle');
     this.o.log.info('ClusterTrustBundle published', { name: CTB_NAME, roots: countCerts(roots) });
@@ -140,9 +139,9 @@ export class TrustPublisher {
   private async publishConfigMap(namespace: string, roots: string): Promise<void> {
     let existing: k8s.V1ConfigMap | undefined;
     try {
-      existing = await this.core.readNamespacedConfigMap({ namespace, name: CONFIGMAP_NAME });
+      existing = await this.kc.get<k8s.V1ConfigMap>(paths.configMap(namespace, CONFIGMAP_NAME));
     } catch (err) {
-      if (statusCode(err) !== 404) throw err;
+      if (!isNotFound(err)) throw err;
     }
     if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
       this.o.log.warn('not publishing the trust bundle: a ConfigMap of that name exists and is not ours', {
@@ -179,8 +178,8 @@ export class TrustPublisher {
       },
       data,
     };
-    if (existing) await this.core.replaceNamespacedConfigMap({ namespace, name: CONFIGMAP_NAME, body });
-    else await this.core.createNamespacedConfigMap({ namespace, body });
+    if (existing) await this.kc.replace(paths.configMap(namespace, CONFIGMAP_NAME), body);
+    else await this.kc.create(paths.configMaps(namespace), body);
     this.o.onWrite('ConfigMap');
     this.o.log.info('trust bundle ConfigMap published', {
       configMap: `${namespace}/${CONFIGMAP_NAME}`,

@@ -1,6 +1,9 @@
 // A TLS-terminating reverse proxy on 127.0.0.1 in front of the harness's API server, for chaos tests:
 // clients use the kubeconfig it writes, it forwards to the API server as the admin user, and a rule set
 // decides which requests get a Kubernetes error, a closed connection, a delay or a cut stream instead.
+import { KubeClient } from '../../src/kube/client.ts';
+import { directTransport } from '../../src/kube/direct-transport.ts';
+import { resolveKubeconfig } from '../../src/kube/kubeconfig.ts';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -348,6 +351,13 @@ export class FaultProxy {
 
   async writeKubeconfig(file: string): Promise<void> {
     await writeFile(file, this.kubeconfigYaml(), { mode: 0o600 });
+  }
+
+  /** The operator's own client (src/kube) for kubeconfigYaml(). */
+  async kubeClient(): Promise<KubeClient> {
+    const resolved = resolveKubeconfig(this.kubeconfigYaml(), 'fault-proxy.kubeconfig');
+    if (resolved.kind !== 'direct') throw new Error(`the fault proxy's kubeconfig needs ${resolved.why}`);
+    return new KubeClient(await directTransport(resolved.config));
   }
 
   kubeConfig(): k8s.KubeConfig {

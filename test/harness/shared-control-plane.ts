@@ -1,4 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { loadKubeClient } from '../../src/kube/load.ts';
 import { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { installCrds } from '../../hack/lib/crds.ts';
 
@@ -29,6 +31,11 @@ export async function stopSharedControlPlane(): Promise<void> {
     await new Promise((resolve) => process.once('SIGINT', resolve));
   }
   await cp.stop();
+}
+
+/** The operator's own client (src/kube) for the control plane's admin kubeconfig. */
+export function kubeClient(cp: ControlPlane): Promise<KubeClient> {
+  return loadKubeClient({ KUBECONFIG: cp.kubeconfigPath });
 }
 
 export function kubeConfig(cp: ControlPlane): k8s.KubeConfig {

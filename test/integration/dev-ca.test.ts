@@ -5,13 +5,15 @@ import { ensureDevCa } from '../../src/operator/dev-ca.ts';
 import { loadCa, profile } from '../../src/pki/index.ts';
 import { KeyUsageFlags } from '../../src/pki/x509.ts';
 import { createNamespace, putCaSecret } from '../harness/identities.ts';
-import { getControlPlane, kubeConfig } from '../harness/shared-control-plane.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { getControlPlane, kubeClient, kubeConfig } from '../harness/shared-control-plane.ts';
 
 const TD = 'dev-ca.example.org';
 
 describe('development CA bootstrap (--bootstrap-dev-ca) against the real API server', function () {
   this.timeout(120_000);
   let core: k8s.CoreV1Api;
+  let client: KubeClient;
   const ns = `dev-ca-${randomBytes(3).toString('hex')}`;
   const logs: string[] = [];
   const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
@@ -19,6 +21,7 @@ describe('development CA bootstrap (--bootstrap-dev-ca) against the real API ser
   before(async () => {
     const kc = kubeConfig(await getControlPlane());
     core = kc.makeApiClient(k8s.CoreV1Api);
+    client = await kubeClient(await getControlPlane());
     await createNamespace(kc, ns);
   });
 
@@ -31,9 +34,9 @@ describe('development CA bootstrap (--bootstrap-dev-ca) against the real API ser
   it('creates one SPIFFE-profile root when replicas race, and never replaces it', async () => {
     const opts = { namespace: ns, name: 'ca', trustDomain: TD, validitySeconds: 30 * 86400, log };
     const outcomes = await Promise.all([
-      ensureDevCa(core, opts),
-      ensureDevCa(core, opts),
-      ensureDevCa(core, opts),
+      ensureDevCa(client, opts),
+      ensureDevCa(client, opts),
+      ensureDevCa(client, opts),
     ]);
     expect(outcomes.filter((o) => o === 'created')).to.have.length(1);
     expect(outcomes.filter((o) => o === 'exists')).to.have.length(2);
@@ -48,7 +51,7 @@ describe('development CA bootstrap (--bootstrap-dev-ca) against the real API ser
     const days = (ca.notAfter.getTime() - Date.now()) / 86400_000;
     expect(days).to.be.within(29.9, 30.1);
     // A later start finds it and writes nothing.
-    expect(await ensureDevCa(core, opts)).to.equal('exists');
+    expect(await ensureDevCa(client, opts)).to.equal('exists');
     const again = await read('ca');
     expect(again.secret.metadata?.resourceVersion).to.equal(first.secret.metadata?.resourceVersion);
     expect(logs.filter((l) => l.includes('created a self-signed development CA'))).to.have.length(1);
@@ -61,7 +64,7 @@ describe('development CA bootstrap (--bootstrap-dev-ca) against the real API ser
       'tls.key': 'x',
     });
     const before = await read('broken');
-    const outcome = await ensureDevCa(core, {
+    const outcome = await ensureDevCa(client, {
       namespace: ns,
       name: 'broken',
       trustDomain: TD,

@@ -2,11 +2,11 @@
 // watch opened from the list's resourceVersion delivers what changes afterwards.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
 import { identitySource } from '../../src/reconcilers/workload-identity/controller.ts';
 import { Informer, type Source } from '../../src/controller-runtime/informer.ts';
 import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 import { PooledKubeConfig } from '../../src/kube/pooled-kubeconfig.ts';
+import { loadKubeClient } from '../../src/kube/load.ts';
 import { createIdentity, createNamespace, until } from '../harness/identities.ts';
 import { getControlPlane } from '../harness/shared-control-plane.ts';
 
@@ -23,7 +23,8 @@ describe('informer against the real API server', function () {
     await createNamespace(kc, ns);
     for (let i = 0; i < 25; i++)
       await createIdentity(kc, ns, `w${i}`, { serviceAccountName: 'sa', secretName: `s${i}` });
-    const real = identitySource(kc.makeApiClient(k8s.CustomObjectsApi), ns);
+    const client = await loadKubeClient({ KUBECONFIG: cp.kubeconfigPath });
+    const real = identitySource(client, ns);
     const pages: { limit: number; continue?: string; got: number; next?: string }[] = [];
     const source: Source<WorkloadIdentity> = {
       ...real,
@@ -33,7 +34,7 @@ describe('informer against the real API server', function () {
         return result;
       },
     };
-    const informer = new Informer(kc, 'paged', source, quiet, { pageSize: 10 });
+    const informer = new Informer(client, 'paged', source, quiet, { pageSize: 10 });
     const upserts: string[] = [];
     informer.on((event, w) => void (event === 'upsert' && upserts.push(w.metadata.name)));
     informer.start();

@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import type { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { LeaseElector, type ElectionLogger } from '../../src/leader/index.ts';
 import { FaultProxy } from '../harness/fault-proxy.ts';
-import { getControlPlane, kubeConfig } from '../harness/shared-control-plane.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { getControlPlane, kubeClient, kubeConfig } from '../harness/shared-control-plane.ts';
 
 // Shortened timings with client-go's proportions; the margin between renew deadline and lease duration
 // (1 s) is what keeps two leaders apart, so it must hold on a loaded 2-core machine too.
@@ -52,11 +53,11 @@ class Election {
   samples = 0;
   private readonly working = new Set<string>();
   private readonly sampler: NodeJS.Timeout;
-  private readonly kc: k8s.KubeConfig;
+  private readonly kc: KubeClient;
   private readonly namespace: string;
   private readonly drainMs: number;
 
-  constructor(kc: k8s.KubeConfig, namespace: string, drainMs = 0) {
+  constructor(kc: KubeClient, namespace: string, drainMs = 0) {
     this.kc = kc;
     this.namespace = namespace;
     this.drainMs = drainMs;
@@ -83,7 +84,7 @@ class Election {
       error: line('error'),
     };
     const elector = new LeaseElector({
-      kubeConfig: kc,
+      kc,
       namespace: this.namespace,
       name: LEASE_NAME,
       identity: id,
@@ -134,6 +135,7 @@ describe('leader election on a Lease (real API server)', function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let kc: k8s.KubeConfig;
+  let client: KubeClient;
   let coordination: k8s.CoordinationV1Api;
   let core: k8s.CoreV1Api;
   let ns: string;
@@ -142,6 +144,7 @@ describe('leader election on a Lease (real API server)', function () {
   before(async () => {
     cp = await getControlPlane();
     kc = kubeConfig(cp);
+    client = await kubeClient(cp);
     coordination = kc.makeApiClient(k8s.CoordinationV1Api);
     core = kc.makeApiClient(k8s.CoreV1Api);
   });
@@ -161,7 +164,7 @@ describe('leader election on a Lease (real API server)', function () {
   const lease = () => coordination.readNamespacedLease({ namespace: ns, name: LEASE_NAME });
 
   it('lets exactly one of three candidates lead at any instant, through a lost leader and a release', async () => {
-    const e = new Election(kc, ns);
+    const e = new Election(client, ns);
     election = e;
     const candidates = ['a', 'b', 'c'].map((id) => e.start(id));
     const first = await e.waitForLeader(10_000);
@@ -195,7 +198,7 @@ describe('leader election on a Lease (real API server)', function () {
   });
 
   it('hands over after about a lease duration when the leader stops without releasing', async () => {
-    election = new Election(kc, ns);
+    election = new Election(client, ns);
     election.start('a');
     election.start('b');
     const leader = await election.waitForLeader(10_000);
@@ -221,7 +224,7 @@ describe('leader election on a Lease (real API server)', function () {
 
   it('hands over within about a retry period when the leader releases, after it finished its work', async () => {
     const drainMs = 300;
-    election = new Election(kc, ns, drainMs);
+    election = new Election(client, ns, drainMs);
     election.start('a');
     election.start('b');
     const leader = await election.waitForLeader(10_000);
@@ -249,7 +252,7 @@ describe('leader election on a Lease (real API server)', function () {
   });
 
   it('steps down when the API server is gone longer than the renew deadline, and leads again after it returns', async () => {
-    election = new Election(kc, ns);
+    election = new Election(client, ns);
     const a = election.start('a');
     election.start('b');
     await election.waitForLeader(10_000);
@@ -300,11 +303,11 @@ describe('leader election on a Lease (real API server)', function () {
     async function proxiedLeader(
       standbyRetryMs = RETRY_MS,
     ): Promise<{ e: Election; a: Candidate; b: Candidate }> {
-      const e = new Election(kc, ns);
+      const e = new Election(client, ns);
       election = e;
-      const a = e.start('a', proxy.kubeConfig());
+      const a = e.start('a', await proxy.kubeClient());
       expect(await e.waitForLeader(10_000)).to.equal(a);
-      const b = e.start('b', kc, standbyRetryMs);
+      const b = e.start('b', client, standbyRetryMs);
       await until('b to see a as leader', 5_000, () => b.newLeaders.includes('a'));
       return { e, a, b };
     }

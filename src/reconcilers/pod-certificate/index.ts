@@ -1,6 +1,6 @@
 // Pod certificates (KEP-4317): the operator as the signer identity.svid.dev/svid, and the trust bundle
 // published for pods that use it. Wired into the operator by main.ts when --pod-certificate-signer=true.
-import type * as k8s from '@kubernetes/client-node';
+import type { KubeClient } from '../../kube/client.ts';
 import type { Registry } from 'prom-client';
 import type { CaState } from '../workload-identity/plan.ts';
 import { EventRecorder } from '../workload-identity/events.ts';
@@ -18,7 +18,7 @@ export const CA_GRACE_SECONDS = 30;
 export const TRUST_REFRESH_SECONDS = 300;
 
 export interface PodCertificatesOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   trustDomain: string;
   durationSeconds: number;
   /** --pod-certificate-refresh-after (SignerPolicy.refreshAfterSeconds); undefined: the renewal rule. */

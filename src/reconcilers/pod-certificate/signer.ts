@@ -2,7 +2,9 @@
 // field, so no other signer's request is ever cached) and the Namespaces that opted in (selected by label)
 // feed a work queue; each request is decided by decide.ts and answered with one status write. Generic
 // machinery (informer, queue, rate limiter, events) comes from src/controller-runtime.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient } from '../../kube/client.ts';
+import { isConflict, isNotFound } from '../../kube/errors.ts';
 import type { CaState } from '../workload-identity/plan.ts';
 import type { EventRecorder } from '../workload-identity/events.ts';
 import {
@@ -44,7 +46,7 @@ export interface IssuancePacer {
 }
 
 export interface PodCertSignerOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   policy: SignerPolicy;
   /** Namespaces opted in by the operator's flag, besides those labelled OPT_IN_LABEL=OPT_IN_VALUE. */
   optInNamespaces: readonly string[];
@@ -59,7 +61,7 @@ export interface PodCertSignerOptions {
 
 export class PodCertSigner {
   private readonly o: PodCertSignerOptions;
-  private readonly custom: k8s.CustomObjectsApi;
+  private readonly kc: KubeClient;
   readonly requests: Informer<PodCertificateRequest>;
   readonly namespaces: Informer<k8s.V1Namespace>;
   private readonly queue: WorkQueue;
@@ -67,10 +69,9 @@ export class PodCertSigner {
 
   constructor(o: PodCertSignerOptions) {
     this.o = o;
-    this.custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    const core = o.kc.makeApiClient(k8s.CoreV1Api);
-    this.requests = new Informer(o.kc, 'podcertificaterequests', requestSource(this.custom), o.log);
-    this.namespaces = new Informer(o.kc, 'namespaces/opted-in', namespaceSource(core), o.log);
+    this.kc = o.kc;
+    this.requests = new Informer(o.kc, 'podcertificaterequests', requestSource(o.kc), o.log);
+    this.namespaces = new Informer(o.kc, 'namespaces/opted-in', namespaceSource(o.kc), o.log);
     this.queue = new WorkQueue(
       { concurrency: o.concurrency, baseDelayMs: 500, maxDelayMs: 60_000 },
       (key) => this.reconcile(key),
@@ -173,19 +174,16 @@ export class PodCertSigner {
     const status = this.statusFor(pcr, decision);
     if (!status) return this.reconcileAgain(key);
     try {
-      await this.custom.replaceNamespacedCustomObjectStatus({
-        group: PCR_GROUP,
-        version: PCR_VERSION,
-        namespace: ns,
-        plural: PCR_PLURAL,
-        name: pcr.metadata.name,
-        body: { ...pcr, apiVersion: `${PCR_GROUP}/${PCR_VERSION}`, kind: 'PodCertificateRequest', status },
+      await this.kc.replace(paths.customStatus(PCR_GROUP, PCR_VERSION, ns, PCR_PLURAL, pcr.metadata.name), {
+        ...pcr,
+        apiVersion: `${PCR_GROUP}/${PCR_VERSION}`,
+        kind: 'PodCertificateRequest',
+        status,
       });
     } catch (err) {
-      const code = (err as { code?: number }).code;
       // 409: the request changed since it was cached; the watch brings the new version. 404: it is gone.
-      if (code === 409) return this.reconcileAgain(key);
-      if (code === 404) return undefined;
+      if (isConflict(err)) return this.reconcileAgain(key);
+      if (isNotFound(err)) return undefined;
       throw err;
     }
     const outcome = status.conditions[0]?.type ?? '';
@@ -276,24 +274,16 @@ export class PodCertSigner {
   }
 }
 
-function requestSource(custom: k8s.CustomObjectsApi): Source<PodCertificateRequest> {
+function requestSource(kc: KubeClient): Source<PodCertificateRequest> {
   const fieldSelector = `spec.signerName=${SIGNER_NAME}`;
   return {
     async list({ limit, continue: token }) {
-      const res = (await custom.listClusterCustomObject({
-        group: PCR_GROUP,
-        version: PCR_VERSION,
-        plural: PCR_PLURAL,
-        fieldSelector,
-        limit,
-        _continue: token,
-      })) as {
-        items: PodCertificateRequest[];
-        metadata: { resourceVersion: string; continue?: string };
-      };
+      const res = await kc.list<PodCertificateRequest>(paths.custom(PCR_GROUP, PCR_VERSION, '', PCR_PLURAL), {
+        query: { fieldSelector, limit, continue: token },
+      });
       return {
         items: res.items,
-        resourceVersion: res.metadata.resourceVersion,
+        resourceVersion: res.metadata.resourceVersion ?? '',
         continue: res.metadata.continue,
       };
     },
@@ -303,15 +293,17 @@ function requestSource(custom: k8s.CustomObjectsApi): Source<PodCertificateReque
   };
 }
 
-function namespaceSource(core: k8s.CoreV1Api): Source<k8s.V1Namespace> {
+function namespaceSource(kc: KubeClient): Source<k8s.V1Namespace> {
   const labelSelector = `${OPT_IN_LABEL}=${OPT_IN_VALUE}`;
   return {
     async list({ limit, continue: token }) {
-      const res = await core.listNamespace({ labelSelector, limit, _continue: token });
+      const res = await kc.list<k8s.V1Namespace>(paths.namespaces(), {
+        query: { labelSelector, limit, continue: token },
+      });
       return {
         items: res.items,
-        resourceVersion: res.metadata?.resourceVersion ?? '',
-        continue: res.metadata?._continue,
+        resourceVersion: res.metadata.resourceVersion ?? '',
+        continue: res.metadata.continue,
       };
     },
     watchPath: '/api/v1/namespaces',

@@ -2,7 +2,9 @@
 // Secret (rotation/record.ts), persists every new state before acting on it, and tells the controller which
 // CA signs and which bundle every Secret gets. A restart or a new leader reads the state back and continues.
 import { X509Certificate } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient } from '../../kube/client.ts';
+import { isNotFound, isStatus } from '../../kube/errors.ts';
 import { loadCa, type CaMaterial, type LoadedCa } from '../../pki/index.ts';
 import { pemOf } from '../../pki/x509.ts';
 import {
@@ -39,7 +41,7 @@ export interface RotationLogger {
 }
 
 export interface RotationDeps {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   caSecret: { namespace: string; name: string };
   extraRootsPem?: string;
   /** --trust-domain: a CA whose SPIFFE ID names another trust domain is refused (pki loadCa). */
@@ -132,7 +134,7 @@ const TICK_MS = 1000;
 
 export class CaRotation {
   private readonly d: RotationDeps;
-  private readonly core: k8s.CoreV1Api;
+  private readonly core: KubeClient;
   private readonly stateName: string;
   private state?: RotationState;
   private resourceVersion?: string;
@@ -150,7 +152,7 @@ export class CaRotation {
 
   constructor(d: RotationDeps) {
     this.d = d;
-    this.core = d.kc.makeApiClient(k8s.CoreV1Api);
+    this.core = d.kc;
     this.stateName = rotationSecretName(d.caSecret.name);
   }
 
@@ -275,9 +277,9 @@ export class CaRotation {
     const { namespace } = this.d.caSecret;
     let secret: k8s.V1Secret | undefined;
     try {
-      secret = await this.core.readNamespacedSecret({ namespace, name: this.stateName });
+      secret = await this.core.get<k8s.V1Secret>(paths.secret(namespace, this.stateName));
     } catch (err) {
-      if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
     const text = (k: string) =>
       secret?.data?.[k] ? Buffer.from(secret.data[k], 'base64').toString('utf8') : '';
@@ -349,19 +351,19 @@ export class CaRotation {
     };
     const write = () =>
       this.resourceVersion
-        ? this.core.replaceNamespacedSecret({ namespace, name: this.stateName, body })
-        : this.core.createNamespacedSecret({ namespace, body });
+        ? this.core.replace<k8s.V1Secret>(paths.secret(namespace, this.stateName), body)
+        : this.core.create<k8s.V1Secret>(paths.secrets(namespace), body);
     let written: k8s.V1Secret;
     try {
       written = await write();
     } catch (err) {
       // Only the leader writes this Secret, so its own state is the truth: someone edited (409) or deleted
       // (404) it, or it was created meanwhile (409 on create); write again over what is there now.
-      if (!(err instanceof k8s.ApiException) || (err.code !== 409 && err.code !== 404)) throw err;
+      if (!isStatus(err, 409, 404)) throw err;
       const current = await this.core
-        .readNamespacedSecret({ namespace, name: this.stateName })
+        .get<k8s.V1Secret>(paths.secret(namespace, this.stateName))
         .catch((e: unknown) => {
-          if (e instanceof k8s.ApiException && e.code === 404) return undefined;
+          if (isNotFound(e)) return undefined;
           throw e;
         });
       this.resourceVersion = current?.metadata?.resourceVersion;

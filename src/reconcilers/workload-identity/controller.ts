@@ -1,6 +1,7 @@
 // Wires the watches to the work queue and the reconciler: WorkloadIdentities (the input), the Secrets the
 // operator manages (selected by label, so no other Secret is ever cached) and the CA Secret (by name).
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { paths, type KubeClient } from '../../kube/client.ts';
 import { loadCa, PkiError } from '../../pki/index.ts';
 import { CaRotation } from './ca-rotation.ts';
 import { EventRecorder } from './events.ts';
@@ -32,7 +33,7 @@ import {
 } from './types.ts';
 
 export interface ControllerOptions {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   policy: IdentityPolicy;
   caSecret: { namespace: string; name: string };
   /** PEM roots added to every trust bundle (admin-configured, e.g. a CA that is about to take over). */
@@ -110,8 +111,6 @@ export class Controller {
 
   constructor(o: ControllerOptions) {
     this.o = o;
-    const custom = o.kc.makeApiClient(k8s.CustomObjectsApi);
-    const core = o.kc.makeApiClient(k8s.CoreV1Api);
     const namespaces = o.watchNamespaces.length > 0 ? o.watchNamespaces : [''];
     const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
@@ -121,7 +120,7 @@ export class Controller {
           new Informer<WorkloadIdentity>(
             o.kc,
             `workloadidentities${ns ? `/${ns}` : ''}`,
-            identitySource(custom, ns),
+            identitySource(o.kc, ns),
             o.log,
             o.informer,
           ),
@@ -134,7 +133,7 @@ export class Controller {
           new Informer<k8s.V1Secret>(
             o.kc,
             `secrets${ns ? `/${ns}` : ''}`,
-            secretSource(core, ns, { labelSelector }, bundles.secret),
+            secretSource(o.kc, ns, { labelSelector }, bundles.secret),
             o.log,
             o.informer,
           ),
@@ -143,7 +142,7 @@ export class Controller {
     this.caInformer = new Informer<k8s.V1Secret>(
       o.kc,
       'ca-secret',
-      secretSource(core, o.caSecret.namespace, { fieldSelector: `metadata.name=${o.caSecret.name}` }),
+      secretSource(o.kc, o.caSecret.namespace, { fieldSelector: `metadata.name=${o.caSecret.name}` }),
       o.log,
       o.informer,
     );
@@ -373,21 +372,15 @@ function caStateChanged(before: CaState, after: CaState): boolean {
   return true;
 }
 
-export function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
+export function identitySource(kc: KubeClient, namespace: string): Source<WorkloadIdentity> {
   return {
     async list({ limit, continue: token }) {
-      const page = { group: GROUP, version: VERSION, plural: PLURAL, limit, _continue: token };
-      const res = (
-        namespace
-          ? await custom.listNamespacedCustomObject({ ...page, namespace })
-          : await custom.listClusterCustomObject(page)
-      ) as {
-        items: WorkloadIdentity[];
-        metadata: { resourceVersion: string; continue?: string };
-      };
+      const res = await kc.list<WorkloadIdentity>(paths.custom(GROUP, VERSION, namespace, PLURAL), {
+        query: { limit, continue: token },
+      });
       return {
         items: res.items,
-        resourceVersion: res.metadata.resourceVersion,
+        resourceVersion: res.metadata.resourceVersion ?? '',
         continue: res.metadata.continue,
       };
     },
@@ -400,21 +393,20 @@ export function identitySource(custom: k8s.CustomObjectsApi, namespace: string):
 }
 
 function secretSource(
-  core: k8s.CoreV1Api,
+  kc: KubeClient,
   namespace: string,
   selectors: { labelSelector?: string; fieldSelector?: string },
   transform: (secret: k8s.V1Secret) => k8s.V1Secret = withoutManagedFields,
 ): Source<k8s.V1Secret> {
   return {
     async list({ limit, continue: token }) {
-      const page = { ...selectors, limit, _continue: token };
-      const res = namespace
-        ? await core.listNamespacedSecret({ namespace, ...page })
-        : await core.listSecretForAllNamespaces(page);
+      const res = await kc.list<k8s.V1Secret>(namespace ? paths.secrets(namespace) : paths.allSecrets(), {
+        query: { ...selectors, limit, continue: token },
+      });
       return {
         items: res.items,
-        resourceVersion: res.metadata?.resourceVersion ?? '',
-        continue: res.metadata?._continue,
+        resourceVersion: res.metadata.resourceVersion ?? '',
+        continue: res.metadata.continue,
       };
     },
     watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { RateLimiter } from '../../controller-runtime/limiter.ts';
-import { KubeJson, paths } from '../../kube/json-requests.ts';
+import { paths, type KubeClient } from '../../kube/client.ts';
 import { API_VERSION, KIND, type WorkloadIdentity } from './types.ts';
 
 export type EventReason =
@@ -23,7 +23,7 @@ export interface EventRecorderOptions {
  * waits on them: past the backlog a Normal event is dropped and a Warning displaces the oldest Normal one.
  */
 export class EventRecorder {
-  private readonly json: KubeJson;
+  private readonly json: KubeClient;
   private readonly instance: string;
   private readonly o: EventRecorderOptions;
   private readonly limiter: RateLimiter;
@@ -31,8 +31,8 @@ export class EventRecorder {
   private sending = false;
   private stopped = false;
 
-  constructor(kc: k8s.KubeConfig, instance: string, o: EventRecorderOptions) {
-    this.json = new KubeJson(kc);
+  constructor(kc: KubeClient, instance: string, o: EventRecorderOptions) {
+    this.json = kc;
     this.instance = instance;
     this.o = o;
     this.limiter = new RateLimiter(o.ratePerSecond);

@@ -1,6 +1,6 @@
 // The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { issuedSvidFacts, issueSvid, type IssuedSvid } from '../../pki/index.ts';
 import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
@@ -8,7 +8,8 @@ import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
 import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
 import { WriteMemory } from '../../controller-runtime/write-memory.ts';
-import { KubeJson, paths } from '../../kube/json-requests.ts';
+import { paths, type KubeClient } from '../../kube/client.ts';
+import { isConflict, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import type { RateLimiter } from '../../controller-runtime/limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { Pacer } from '../../controller-runtime/pacer.ts';
@@ -40,7 +41,7 @@ export interface Lookup<T> {
 }
 
 export interface ReconcilerDeps {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   policy: IdentityPolicy;
   identities: Lookup<WorkloadIdentity>;
   secrets: Lookup<k8s.V1Secret>;
@@ -63,9 +64,8 @@ const CONFLICT_RECHECK_MS = 60_000;
 
 export class Reconciler {
   private readonly d: ReconcilerDeps;
-  private readonly core: k8s.CoreV1Api;
-  /** The hot-path writes (Secrets, status), without client-node's serializer (json-requests.ts). */
-  private readonly json: KubeJson;
+  /** Every read and write (Secrets, status): plain JSON requests (kube/client.ts). */
+  private readonly json: KubeClient;
   // The operator's own latest writes, newer than the caches until the watch catches up (write-memory.ts).
   private readonly writtenSecrets: WriteMemory<k8s.V1Secret>;
   private readonly writtenIdentities: WriteMemory<WorkloadIdentity>;
@@ -83,8 +83,7 @@ export class Reconciler {
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
-    this.core = deps.kc.makeApiClient(k8s.CoreV1Api);
-    this.json = new KubeJson(deps.kc);
+    this.json = deps.kc;
     this.writtenSecrets = new WriteMemory(deps.secrets);
     this.writtenIdentities = new WriteMemory(deps.identities);
   }
@@ -180,12 +179,9 @@ export class Reconciler {
     if (!this.mustRead.has(secretKey)) return undefined;
     await this.d.apiLimiter.take();
     try {
-      return await this.core.readNamespacedSecret({
-        name: wi.spec.secretName,
-        namespace: wi.metadata.namespace,
-      });
+      return await this.json.get<k8s.V1Secret>(paths.secret(wi.metadata.namespace, wi.spec.secretName));
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) {
+      if (isNotFound(err)) {
         this.mustRead.delete(secretKey);
         return undefined;
       }
@@ -264,7 +260,7 @@ export class Reconciler {
         : await this.patchSecret(wi, svid, state.ca.fingerprint, existing, p.cause);
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
-      const conflict = err instanceof k8s.ApiException && err.code === 409;
+      const conflict = isConflict(err);
       if (conflict && p.create) {
         // The name is taken by a Secret the cache does not hold (someone else's, or ours not yet seen):
         // read it and decide again, at once.
@@ -353,10 +349,7 @@ export class Reconciler {
     let base = existing;
     if (cause === 'Tampered') {
       await this.d.apiLimiter.take();
-      base = await this.core.readNamespacedSecret({
-        name: wi.spec.secretName,
-        namespace: wi.metadata.namespace,
-      });
+      base = await this.json.get<k8s.V1Secret>(paths.secret(wi.metadata.namespace, wi.spec.secretName));
     }
     const controller = base?.metadata?.ownerReferences?.find((r) => r.controller);
     const body = secretPatch(wi, svid, caFingerprint, base?.metadata?.resourceVersion, {
@@ -416,7 +409,7 @@ export class Reconciler {
       );
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 409) {
+      if (isConflict(err)) {
         this.writtenSecrets.forget(secretKey);
         throw new Error(`Secret ${secretKey} changed while its bundle was being written; retrying`, {
           cause: err,
@@ -536,15 +529,9 @@ export class Reconciler {
 
 /** An error as a status message: what failed, never a request body (which could hold key material). */
 export function describe(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    let text = `HTTP ${err.code}`;
-    try {
-      const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
-      if (body?.message) text = body.message;
-    } catch {
-      // Not a Kubernetes Status body; the code alone says enough.
-    }
-    return `the API server answered ${err.code}: ${text}`.slice(0, 500);
+  if (err instanceof KubeApiError) {
+    // A body that is not a Kubernetes Status: the code alone says enough.
+    return `the API server answered ${err.code}: ${err.statusMessage || `HTTP ${err.code}`}`.slice(0, 500);
   }
   if (err instanceof Error) return err.message.slice(0, 500);
   return String(err).slice(0, 500);

@@ -2,7 +2,7 @@
 // paged relists, and handlers that throw. The same loop against the real API server is exercised by
 // test/integration/idle-health.test.ts and every operator test.
 import { expect } from 'chai';
-import type * as k8s from '@kubernetes/client-node';
+import type { KubeClient } from '../../../src/kube/client.ts';
 import { Informer, type ListPage, type Source } from '../../../src/controller-runtime/informer.ts';
 import type { WatchEnd, WatchRequest } from '../../../src/kube/watch-stream.ts';
 
@@ -76,7 +76,7 @@ const silentWatch = (opened: WatchRequest[]) => async (req: WatchRequest) => {
 };
 
 const WINDOW = 5 * 60_000;
-const none = undefined as unknown as k8s.KubeConfig;
+const none = undefined as unknown as KubeClient;
 
 describe('Informer', () => {
   let informer: Informer<Obj> | undefined;

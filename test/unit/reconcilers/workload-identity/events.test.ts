@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../../../src/kube/client.ts';
+import { directTransport } from '../../../../src/kube/direct-transport.ts';
 import { EventRecorder } from '../../../../src/reconcilers/workload-identity/events.ts';
 import type { WorkloadIdentity } from '../../../../src/reconcilers/workload-identity/types.ts';
 
@@ -17,7 +18,7 @@ const wi: WorkloadIdentity = {
 // and remembers the reasons in the order they arrived.
 describe('EventRecorder backlog', () => {
   let server: http.Server;
-  let kc: k8s.KubeConfig;
+  let kc: KubeClient;
   const received: string[] = [];
 
   before(async () => {
@@ -31,22 +32,18 @@ describe('EventRecorder backlog', () => {
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        {
-          name: 'c',
-          server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-          skipTLSVerify: true,
-        },
-      ],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
+    kc = new KubeClient(
+      await directTransport({
+        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        insecureSkipTlsVerify: false,
+      }),
+    );
   });
 
-  after(() => server.close());
+  after(async () => {
+    await kc.close();
+    server.close();
+  });
 
   it('drops Normal events past the backlog, lets a Warning displace the oldest Normal, and sends the rest', async () => {
     let sent = 0;

@@ -1,0 +1,121 @@
+// Requests as a DirectConfig says: one pooled undici Agent, and the bearer token (re-read from its file
+// on rotation) as a header. TLS material given as files is read again every `rereadMs`; when it changed
+// (a rotated client certificate) and the new certificate and key belong together, later requests get a
+// new Agent and the old one closes once its requests (and watches) end.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import { Agent } from './undici-agent.ts';
+import type { Connection, KubeTransport } from './connection.ts';
+import type { DirectConfig, Material } from './kubeconfig.ts';
+import { TokenFile } from './token-file.ts';
+
+export interface DirectTransportOptions {
+  /** Milliseconds on a monotonic clock. Default performance.now. */
+  clock?: () => number;
+  /** How often TLS files are read again. Default 60 s. */
+  rereadMs?: number;
+}
+
+interface Tls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  digest: string;
+}
+
+export async function directTransport(
+  config: DirectConfig,
+  o: DirectTransportOptions = {},
+): Promise<KubeTransport> {
+  const clock = o.clock ?? (() => performance.now());
+  const rereadMs = o.rereadMs ?? 60_000;
+  const url = new URL(config.server);
+  const agentFor = (tls: Tls): Dispatcher =>
+    new Agent({
+      connect: {
+        ...(tls.ca && { ca: tls.ca }),
+        ...(tls.cert && { cert: tls.cert }),
+        ...(tls.key && { key: tls.key }),
+        ...(config.servername && { servername: config.servername }),
+        rejectUnauthorized: !config.insecureSkipTlsVerify,
+      },
+    });
+  const first = await readTls(config);
+  let pool = { digest: first.digest, dispatcher: agentFor(first) };
+  const fromFiles = [config.ca, config.cert, config.key].some((m) => m && 'file' in m);
+  let checkedAt = clock();
+  let checking: Promise<void> | undefined;
+  const dispatcher = async (): Promise<Dispatcher> => {
+    if (fromFiles && clock() - checkedAt >= rereadMs) {
+      checking ??= (async () => {
+        try {
+          const next = await readTls(config);
+          if (next.digest !== pool.digest) {
+            const old = pool.dispatcher;
+            pool = { digest: next.digest, dispatcher: agentFor(next) };
+            void old.close();
+          }
+        } catch {
+          // Missing, unreadable or a certificate that does not match its key (a rotation writes its files
+          // one at a time): keep what works, and look again after rereadMs.
+        }
+        checkedAt = clock();
+      })().finally(() => (checking = undefined));
+      await checking;
+    }
+    return pool.dispatcher;
+  };
+  const tokenFile = config.tokenFile ? new TokenFile(config.tokenFile, { clock }) : undefined;
+  const base = { origin: url.origin, pathPrefix: url.pathname.replace(/\/+$/, '') };
+  const fixedHeaders: Record<string, string> = config.token
+    ? { authorization: `Bearer ${config.token}` }
+    : {};
+  const auth = [first.cert && 'client certificate', (tokenFile ?? config.token) && 'bearer token']
+    .filter(Boolean)
+    .join(' and ');
+  return {
+    async connection(): Promise<Connection> {
+      const headers = tokenFile ? { authorization: `Bearer ${await tokenFile.token()}` } : fixedHeaders;
+      return { ...base, headers, dispatcher: await dispatcher() };
+    },
+    close: () => pool.dispatcher.close(),
+    description: `${url.origin} (${auth || 'anonymous'}${config.insecureSkipTlsVerify ? ', TLS NOT verified' : ''})`,
+  };
+}
+
+/** The CA, client certificate and key; throws when a file is unreadable or the certificate and key differ. */
+async function readTls(config: DirectConfig): Promise<Tls> {
+  const [ca, cert, key] = await Promise.all([
+    readMaterial(config.ca, 'certificate authority'),
+    readMaterial(config.cert, 'client certificate'),
+    readMaterial(config.key, 'client key'),
+  ]);
+  if (cert && key) {
+    try {
+      createSecureContext({ cert, key });
+    } catch (err) {
+      throw new Error(
+        `the client certificate and key in the kubeconfig do not belong together or cannot be read (${(err as Error).message}): give the key of that certificate`,
+        { cause: err },
+      );
+    }
+  }
+  const hash = createHash('sha256');
+  for (const part of [ca, cert, key]) hash.update(part ?? '').update('\0');
+  return { ca, cert, key, digest: hash.digest('hex') };
+}
+
+async function readMaterial(m: Material | undefined, what: string): Promise<Buffer | undefined> {
+  if (!m) return undefined;
+  if ('data' in m) return m.data;
+  try {
+    return await readFile(m.file);
+  } catch (err) {
+    throw new Error(
+      `cannot read the ${what} file ${m.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): fix the path in the kubeconfig`,
+      { cause: err },
+    );
+  }
+}

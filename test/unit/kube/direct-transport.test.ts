@@ -1,0 +1,101 @@
+import { expect } from 'chai';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { KubeClient } from '../../../src/kube/client.ts';
+import { directTransport } from '../../../src/kube/direct-transport.ts';
+import { createSelfSignedCa } from '../../../src/pki/index.ts';
+
+// Against a local HTTPS server that asks for a client certificate and records which one it got.
+describe('directTransport (client certificates from files, rotated in place)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let server: https.Server;
+  const presented: string[] = [];
+  let a: { certPem: string; keyPem: string };
+  let b: { certPem: string; keyPem: string };
+  const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'direct-transport-'));
+    [a, b] = await Promise.all([
+      createSelfSignedCa({ trustDomain: 'a.example' }),
+      createSelfSignedCa({ trustDomain: 'b.example' }),
+    ]);
+    const serving = await createSelfSignedCa({ trustDomain: 'server.example' });
+    server = https.createServer(
+      { cert: serving.certPem, key: serving.keyPem, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        presented.push((req.socket as TLSSocket).getPeerCertificate().fingerprint256);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      },
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+  });
+  after(async () => {
+    server.closeAllConnections();
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('presents a rotated certificate after the re-read interval, and never a mismatched pair', async () => {
+    const cert = path.join(dir, 'client.crt');
+    const key = path.join(dir, 'client.key');
+    await writeFile(cert, a.certPem);
+    await writeFile(key, a.keyPem);
+    let now = 0;
+    const client = new KubeClient(
+      await directTransport(
+        {
+          server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          cert: { file: cert },
+          key: { file: key },
+          insecureSkipTlsVerify: true,
+        },
+        { clock: () => now, rereadMs: 60_000 },
+      ),
+    );
+    try {
+      await client.get('/api');
+      // Half-way through a rotation: the new certificate next to the old key. Not used.
+      await writeFile(cert, b.certPem);
+      now += 60_000;
+      await client.get('/api');
+      await writeFile(key, b.keyPem);
+      now += 30_000;
+      await client.get('/api'); // not yet re-read
+      now += 30_000;
+      await client.get('/api');
+      expect(presented).to.deep.equal([
+        fingerprint(a.certPem),
+        fingerprint(a.certPem),
+        fingerprint(a.certPem),
+        fingerprint(b.certPem),
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a certificate and key that do not belong together at load, saying so', async () => {
+    const err = await directTransport({
+      server: 'https://127.0.0.1:1',
+      cert: { data: Buffer.from(a.certPem) },
+      key: { data: Buffer.from(b.keyPem) },
+      insecureSkipTlsVerify: false,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).to.match(
+      /the client certificate and key in the kubeconfig do not belong together .*: give the key of that certificate/,
+    );
+    expect((err as Error).message).not.to.contain('PRIVATE KEY');
+  });
+});
