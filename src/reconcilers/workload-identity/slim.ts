@@ -116,8 +116,11 @@ export function slimIdentity<T extends { metadata: { annotations?: Record<string
   const annotations = wi.metadata.annotations;
   if (annotations && LAST_APPLIED in annotations) {
     const { [LAST_APPLIED]: _dropped, ...rest } = annotations;
-    if (Object.keys(rest).length > 0) wi.metadata.annotations = rest;
-    else delete wi.metadata.annotations;
+    // Rebuilt, not deleted from (a delete leaves a slow dictionary-mode object; see managed-fields.ts).
+    const { annotations: _all, ...metadata } = wi.metadata;
+    wi.metadata = (
+      Object.keys(rest).length > 0 ? { ...metadata, annotations: rest } : metadata
+    ) as T['metadata'];
   }
   return wi;
 }
