@@ -209,7 +209,6 @@ export class Controller {
         const key = keyOf(wi);
         if (event === 'delete') {
           this.reconciler.identityDeleted(wi);
-          o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
           // Identities that shared its secretName decide again who gets the Secret.
           for (const other of this.claims.remove(wi.metadata.namespace, wi.metadata.name))
             this.enqueue(other);
@@ -230,6 +229,8 @@ export class Controller {
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
     }
+    // The per-identity gauges, computed on each scrape from the newest view of every identity.
+    o.metrics.identitiesFrom(() => this.currentIdentities());
     // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
     this.caInformer.on(() => this.reloadCa());
   }
@@ -246,6 +247,13 @@ export class Controller {
     // Every identity re-checks its SVID against the new CA; re-issuance is paced in the reconciler.
     if (changed) for (const key of this.identities.keys()) this.enqueue(key);
     if (changed) for (const listener of this.caListeners) listener();
+  }
+
+  private *currentIdentities(): Iterable<WorkloadIdentity> {
+    for (const key of this.identities.keys()) {
+      const wi = this.reconciler.identity(key);
+      if (wi) yield wi;
+    }
   }
 
   /** Reads the CA Secret from the cache, validates it, and hands it to the rotation. */

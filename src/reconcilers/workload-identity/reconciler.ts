@@ -120,6 +120,11 @@ export class Reconciler {
     this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
+  /** The newest known version of an identity: the cached one, or this process's own later status write. */
+  identity(key: string): WorkloadIdentity | undefined {
+    return this.writtenIdentities.get(key);
+  }
+
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
   identitySeen(wi: WorkloadIdentity): void {
     this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
@@ -508,20 +513,6 @@ export class Reconciler {
   }
 
   private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
-    const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    this.d.metrics.ready.set({ namespace: wi.metadata.namespace, name: wi.metadata.name }, ready ? 1 : 0);
-    if (status.notAfter) {
-      this.d.metrics.certificateExpiry.set(
-        { namespace: wi.metadata.namespace, name: wi.metadata.name },
-        Date.parse(status.notAfter) / 1000,
-      );
-    }
-    if (status.renewalTime) {
-      this.d.metrics.renewalTime.set(
-        { namespace: wi.metadata.namespace, name: wi.metadata.name },
-        Date.parse(status.renewalTime) / 1000,
-      );
-    }
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
     const updated = await this.json.patch<WorkloadIdentity>(
