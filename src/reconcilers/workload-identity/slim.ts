@@ -64,6 +64,30 @@ export function extraDataKeys(secret: k8s.V1Secret): number {
   return extraKeys.get(secret) ?? 0;
 }
 
+/** Cached Secrets whose tls.crt and tls.key were dropped, with the digest of what they held (svidContent). */
+const droppedSvids = new WeakMap<object, string>();
+
+/**
+ * Drops tls.crt and tls.key from a cached Secret once the operator knows what they hold (their facts are
+ * remembered in svid-memory.ts under `content`, their digest): ~1.4 KB per identity that no decision reads
+ * again while the content stays the same. ca.crt stays (it is shared, see BundleInterner, and the CA
+ * rotation counts the Secrets holding the current bundle). A Secret the watch delivers again is a new object
+ * with all its data, so content changed by anyone is always inspected; one whose facts are not known for the
+ * current CA (after a CA change) is read from the API server again.
+ */
+export function dropSvidData(secret: k8s.V1Secret, content: string): void {
+  const data = secret.data;
+  if (!data || droppedSvids.has(secret)) return;
+  const bundle = data['ca.crt'];
+  secret.data = bundle === undefined ? {} : { 'ca.crt': bundle };
+  droppedSvids.set(secret, content);
+}
+
+/** The digest of the tls.crt and tls.key a cached Secret held before dropSvidData; undefined if it holds them. */
+export function droppedSvidContent(secret: k8s.V1Secret): string | undefined {
+  return droppedSvids.get(secret);
+}
+
 /** The labels and annotations of a managed Secret that decisions read; the others are never cached. */
 const KEPT_LABELS: readonly string[] = [MANAGED_BY_LABEL, OWNER_LABEL];
 // The CA rotation's phase facts (ca-rotation.ts) read which CA signed each SVID and until when.
