@@ -115,19 +115,19 @@ export class Controller {
     const namespaces = o.watchNamespaces.length > 0 ? o.watchNamespaces : [''];
     const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
+    const bundles = new BundleInterner();
     this.identities = new Caches(
       namespaces.map(
         (ns) =>
           new Informer<WorkloadIdentity>(
             o.kc,
             `workloadidentities${ns ? `/${ns}` : ''}`,
-            identitySource(custom, ns),
+            identitySource(custom, ns, bundles.identity),
             o.log,
             o.informer,
           ),
       ),
     );
-    const bundles = new BundleInterner();
     this.secrets = new Caches(
       namespaces.map(
         (ns) =>
@@ -381,7 +381,11 @@ function caStateChanged(before: CaState, after: CaState): boolean {
   return true;
 }
 
-export function identitySource(custom: k8s.CustomObjectsApi, namespace: string): Source<WorkloadIdentity> {
+export function identitySource(
+  custom: k8s.CustomObjectsApi,
+  namespace: string,
+  transform: (wi: WorkloadIdentity) => WorkloadIdentity = slimIdentity,
+): Source<WorkloadIdentity> {
   return {
     async list({ limit, continue: token }) {
       const page = { group: GROUP, version: VERSION, plural: PLURAL, limit, _continue: token };
@@ -403,7 +407,7 @@ export function identitySource(custom: k8s.CustomObjectsApi, namespace: string):
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
       : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
     query: {},
-    transform: slimIdentity,
+    transform,
   };
 }
 
