@@ -80,6 +80,17 @@ export function inspectSvid(certChainPem: string, keyPem: string, ca: LoadedCa):
   };
 }
 
+// The facts are remembered per managed Secret for the process's life (svid-memory.ts): the values most of
+// them share are held once (an empty list, the few key types), not once per Secret. Both are frozen.
+const NONE: readonly string[] = Object.freeze([]);
+const keySpecs = new Map<string, KeySpec>();
+function sharedKeySpec(spec: KeySpec): KeySpec {
+  const id = `${spec.algorithm}/${'size' in spec ? spec.size : ''}`;
+  let shared = keySpecs.get(id);
+  if (!shared) keySpecs.set(id, (shared = Object.freeze({ ...spec })));
+  return shared;
+}
+
 /**
  * The facts of an SVID this process has just issued from `ca` with `issueSvid`, without parsing it: the
  * signer applies the X.509-SVID profile and signs with the CA's key, and the chain is the CA's own. A unit
@@ -91,10 +102,10 @@ export function issuedSvidFacts(svid: IssuedSvid, dnsNames: readonly string[], k
     keyMatches: true,
     issuedByCa: true,
     chainMatches: true,
-    nonConformant: [],
+    nonConformant: NONE,
     spiffeId: svid.spiffeId,
-    dnsNames: [...dnsNames],
-    keySpec,
+    dnsNames: dnsNames.length === 0 ? NONE : [...dnsNames],
+    keySpec: sharedKeySpec(keySpec),
     serialNumber: svid.serialNumber.toLowerCase(),
     notBefore: svid.notBefore.getTime(),
     notAfter: svid.notAfter.getTime(),

@@ -59,7 +59,10 @@ export function verifySvid(
   } = {},
 ): SvidDecision {
   const now = opts.now ?? new Date();
-  const missing = (['certChainPem', 'keyPem', 'bundlePem'] as const).filter((k) => !secret[k]?.trim());
+  // Facts are only ever found in (or stated for) a present tls.crt and tls.key, so with facts given those
+  // two need not be held (a cache may have dropped them once their facts were known, see slim.ts).
+  const held = opts.facts ? (['bundlePem'] as const) : (['certChainPem', 'keyPem', 'bundlePem'] as const);
+  const missing = held.filter((k) => !secret[k]?.trim());
   if (missing.length > 0) {
     const files = missing.map(
       (k) => ({ certChainPem: 'tls.crt', keyPem: 'tls.key', bundlePem: 'ca.crt' })[k],

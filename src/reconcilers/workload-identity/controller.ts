@@ -114,19 +114,19 @@ export class Controller {
     const namespaces = o.watchNamespaces.length > 0 ? o.watchNamespaces : [''];
     const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
+    const bundles = new BundleInterner();
     this.identities = new Caches(
       namespaces.map(
         (ns) =>
           new Informer<WorkloadIdentity>(
             o.kc,
             `workloadidentities${ns ? `/${ns}` : ''}`,
-            identitySource(o.kc, ns),
+            identitySource(o.kc, ns, bundles.identity),
             o.log,
             o.informer,
           ),
       ),
     );
-    const bundles = new BundleInterner();
     this.secrets = new Caches(
       namespaces.map(
         (ns) =>
@@ -208,7 +208,6 @@ export class Controller {
         const key = keyOf(wi);
         if (event === 'delete') {
           this.reconciler.identityDeleted(wi);
-          o.metrics.forget(wi.metadata.namespace, wi.metadata.name);
           // Identities that shared its secretName decide again who gets the Secret.
           for (const other of this.claims.remove(wi.metadata.namespace, wi.metadata.name))
             this.enqueue(other);
@@ -229,6 +228,8 @@ export class Controller {
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
     }
+    // The per-identity gauges, computed on each scrape from the newest view of every identity.
+    o.metrics.identitiesFrom(() => this.currentIdentities());
     // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
     this.caInformer.on(() => this.reloadCa());
   }
@@ -245,6 +246,13 @@ export class Controller {
     // Every identity re-checks its SVID against the new CA; re-issuance is paced in the reconciler.
     if (changed) for (const key of this.identities.keys()) this.enqueue(key);
     if (changed) for (const listener of this.caListeners) listener();
+  }
+
+  private *currentIdentities(): Iterable<WorkloadIdentity> {
+    for (const key of this.identities.keys()) {
+      const wi = this.reconciler.identity(key);
+      if (wi) yield wi;
+    }
   }
 
   /** Reads the CA Secret from the cache, validates it, and hands it to the rotation. */
@@ -372,7 +380,11 @@ function caStateChanged(before: CaState, after: CaState): boolean {
   return true;
 }
 
-export function identitySource(kc: KubeClient, namespace: string): Source<WorkloadIdentity> {
+export function identitySource(
+  kc: KubeClient,
+  namespace: string,
+  transform: (wi: WorkloadIdentity) => WorkloadIdentity = slimIdentity,
+): Source<WorkloadIdentity> {
   return {
     async list({ limit, continue: token }) {
       const res = await kc.list<WorkloadIdentity>(paths.custom(GROUP, VERSION, namespace, PLURAL), {
@@ -388,7 +400,7 @@ export function identitySource(kc: KubeClient, namespace: string): Source<Worklo
       ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
       : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
     query: {},
-    transform: slimIdentity,
+    transform,
   };
 }
 

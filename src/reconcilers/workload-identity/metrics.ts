@@ -1,4 +1,25 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ComputedGauge, type GaugeSample } from '../../controller-runtime/computed-gauge.ts';
+import type { WorkloadIdentity } from './types.ts';
+
+type IdentityLabels = 'namespace' | 'name';
+
+/**
+ * The per-identity samples of one WorkloadIdentity as its status says: Ready (1 or 0), and the current
+ * SVID's notAfter and renewal time in seconds since the epoch (absent until it has one). An identity being
+ * deleted has none.
+ */
+export function identitySamples(wi: WorkloadIdentity): {
+  ready?: number;
+  expiry?: number;
+  renewal?: number;
+} {
+  if (wi.metadata.deletionTimestamp) return {};
+  const status = wi.status;
+  const ready = status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? 1 : 0;
+  const seconds = (t: string | undefined) => (t === undefined ? undefined : Date.parse(t) / 1000);
+  return { ready, expiry: seconds(status?.notAfter), renewal: seconds(status?.renewalTime) };
+}
 
 /** The operator's Prometheus metrics. Label values are identity names, never secrets. */
 export class ControllerMetrics {
@@ -8,9 +29,11 @@ export class ControllerMetrics {
   readonly reconcileErrors: Counter;
   readonly apiWrites: Counter<'kind'>;
   readonly eventsDropped: Counter;
-  readonly certificateExpiry: Gauge<'namespace' | 'name'>;
-  readonly renewalTime: Gauge<'namespace' | 'name'>;
-  readonly ready: Gauge<'namespace' | 'name'>;
+  readonly certificateExpiry: ComputedGauge<IdentityLabels>;
+  readonly renewalTime: ComputedGauge<IdentityLabels>;
+  readonly ready: ComputedGauge<IdentityLabels>;
+  /** The identities the per-identity gauges report (the controller's cache, see identitiesFrom). */
+  private identities: () => Iterable<WorkloadIdentity> = () => [];
   readonly queueDepth: Gauge;
   readonly queueLatency: Histogram;
   readonly caExpiry: Gauge;
@@ -48,23 +71,24 @@ export class ControllerMetrics {
       help: 'Kubernetes Events not sent because the backlog was full (a burst of issuances)',
       registers: r,
     });
-    this.certificateExpiry = new Gauge({
+    // Computed from the identities on each scrape, not held per identity (see computed-gauge.ts).
+    this.certificateExpiry = new ComputedGauge({
       name: 'svid_operator_certificate_expiry_timestamp_seconds',
       help: 'notAfter of the current SVID of each WorkloadIdentity',
-      labelNames: ['namespace', 'name'],
       registers: r,
+      collect: () => this.samples((v) => v.expiry),
     });
-    this.renewalTime = new Gauge({
+    this.renewalTime = new ComputedGauge({
       name: 'svid_operator_certificate_renewal_timestamp_seconds',
       help: 'When each SVID is due for renewal',
-      labelNames: ['namespace', 'name'],
       registers: r,
+      collect: () => this.samples((v) => v.renewal),
     });
-    this.ready = new Gauge({
+    this.ready = new ComputedGauge({
       name: 'svid_operator_identity_ready',
       help: '1 when the WorkloadIdentity is Ready, else 0',
-      labelNames: ['namespace', 'name'],
       registers: r,
+      collect: () => this.samples((v) => v.ready),
     });
     this.queueDepth = new Gauge({
       name: 'svid_operator_workqueue_depth',
@@ -89,7 +113,21 @@ export class ControllerMetrics {
     });
   }
 
-  forget(namespace: string, name: string): void {
-    for (const g of [this.certificateExpiry, this.renewalTime, this.ready]) g.remove({ namespace, name });
+  private *samples(
+    pick: (v: ReturnType<typeof identitySamples>) => number | undefined,
+  ): Iterable<GaugeSample<IdentityLabels>> {
+    for (const wi of this.identities()) {
+      const value = pick(identitySamples(wi));
+      if (value !== undefined)
+        yield { labels: { namespace: wi.metadata.namespace, name: wi.metadata.name }, value };
+    }
+  }
+
+  /**
+   * Where the per-identity gauges read the identities from on each scrape: the controller's newest view
+   * (its cache, or its own status write the watch has not delivered yet). Replaces any earlier source.
+   */
+  identitiesFrom(source: () => Iterable<WorkloadIdentity>): void {
+    this.identities = source;
   }
 }

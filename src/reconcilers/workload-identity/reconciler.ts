@@ -6,7 +6,13 @@ import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
-import { SVID_DATA_KEYS, withOnlySvidData } from './slim.ts';
+import {
+  dropSvidData,
+  droppedSvidContent,
+  SVID_DATA_KEYS,
+  withOnlyDecisionMetadata,
+  withOnlySvidData,
+} from './slim.ts';
 import { WriteMemory } from '../../controller-runtime/write-memory.ts';
 import { paths, type KubeClient } from '../../kube/client.ts';
 import { isConflict, isNotFound, KubeApiError } from '../../kube/errors.ts';
@@ -26,7 +32,7 @@ import {
 import type { HandlerResult } from '../../controller-runtime/queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState, svidData } from './secret.ts';
-import { SvidMemory } from './svid-memory.ts';
+import { SvidMemory, svidContent } from './svid-memory.ts';
 import { readyCondition, rfc3339, statusEqual } from './status.ts';
 import { GROUP, PLURAL, VERSION, type WorkloadIdentity, type WorkloadIdentityStatus } from './types.ts';
 
@@ -119,6 +125,11 @@ export class Reconciler {
     this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
+  /** The newest known version of an identity: the cached one, or this process's own later status write. */
+  identity(key: string): WorkloadIdentity | undefined {
+    return this.writtenIdentities.get(key);
+  }
+
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
   identitySeen(wi: WorkloadIdentity): void {
     this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
@@ -131,17 +142,23 @@ export class Reconciler {
       return;
     }
     const secretKey = `${wi.metadata.namespace}/${wi.spec.secretName}`;
-    const secret = await this.readSecret(secretKey, wi);
+    const ca = this.d.ca();
+    const secret = await this.withSvidData(secretKey, wi, await this.readSecret(secretKey, wi), ca);
     const now = this.now();
     const own = ownershipDecision({ wi, secret, caSecret: this.d.caSecret, claims: this.d.claims });
     // A Secret to take over is planned as if absent (its SVID is another identity's), then updated in place.
-    const ca = this.d.ca();
     const state: SecretState =
       own.kind === 'rewrite' && own.cause === 'OwnerChanged'
         ? { kind: 'absent' as const }
         : secretState(secret, wi);
-    if (state.kind === 'owned' && ca.ok) {
-      state.facts = this.svids.facts(secretKey, secret?.data, state.svid, ca.ca);
+    if (state.kind === 'owned' && ca.ok && secret) {
+      const dropped = droppedSvidContent(secret);
+      if (dropped !== undefined) state.facts = this.svids.known(secretKey, dropped, ca.ca);
+      else {
+        state.facts = this.svids.facts(secretKey, secret.data, state.svid, ca.ca);
+        // Known now: the cached copy need not hold tls.crt and tls.key any longer (slim.ts).
+        if (state.facts) dropSvidData(secret, svidContent(secret.data));
+      }
     }
     let p = plan(wi, this.d.policy, ca, state, now);
     // A spec that can never be issued is reported as such first: the user has to fix it either way.
@@ -167,6 +184,29 @@ export class Reconciler {
         return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
       case 'issue':
         return this.issue(wi, p, secret, secretKey);
+    }
+  }
+
+  /**
+   * The Secret with its tls.crt and tls.key when the cache dropped them and their facts are not known for
+   * the current CA (it changed since they were judged): read again from the API server, once per CA change.
+   */
+  private async withSvidData(
+    secretKey: string,
+    wi: WorkloadIdentity,
+    secret: k8s.V1Secret | undefined,
+    ca: CaState,
+  ): Promise<k8s.V1Secret | undefined> {
+    const dropped = secret && droppedSvidContent(secret);
+    if (dropped === undefined || !ca.ok || this.svids.known(secretKey, dropped, ca.ca)) return secret;
+    await this.d.apiLimiter.take();
+    try {
+      const read = await this.json.get<k8s.V1Secret>(paths.secret(wi.metadata.namespace, wi.spec.secretName));
+      return withOnlySvidData(withOnlyDecisionMetadata(read));
+    } catch (err) {
+      // Deleted since: the watch delivers the deletion, and the Secret is planned as absent meanwhile.
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 
@@ -276,14 +316,14 @@ export class Reconciler {
       }
       return this.reportIssuanceFailure(wi, err);
     }
-    this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
     // What was sent, not the answer: if the stored data differs, its digest does and it is inspected.
-    this.svids.wrote(
-      secretKey,
-      svidData(svid),
-      state.ca,
-      issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key),
-    );
+    const sent = svidData(svid);
+    this.svids.wrote(secretKey, sent, state.ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
+    // The copy kept until the watch catches up holds no SVID data unless the answer differs from what was sent.
+    const kept = withOnlySvidData(written);
+    const content = svidContent(kept.data);
+    if (content === svidContent(sent)) dropSvidData(kept, content);
+    this.writtenSecrets.wrote(secretKey, kept);
     this.failures.delete(key);
     this.retryGate.delete(key);
     this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
@@ -501,20 +541,6 @@ export class Reconciler {
   }
 
   private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
-    const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    this.d.metrics.ready.set({ namespace: wi.metadata.namespace, name: wi.metadata.name }, ready ? 1 : 0);
-    if (status.notAfter) {
-      this.d.metrics.certificateExpiry.set(
-        { namespace: wi.metadata.namespace, name: wi.metadata.name },
-        Date.parse(status.notAfter) / 1000,
-      );
-    }
-    if (status.renewalTime) {
-      this.d.metrics.renewalTime.set(
-        { namespace: wi.metadata.namespace, name: wi.metadata.name },
-        Date.parse(status.renewalTime) / 1000,
-      );
-    }
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
     const updated = await this.json.patch<WorkloadIdentity>(

@@ -5,15 +5,15 @@ import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts
 import { ANNOTATION_CA, ANNOTATION_NOT_AFTER, MANAGED_BY_LABEL, OWNER_LABEL } from './types.ts';
 
 /**
- * Shares one copy of each trust bundle among the Secrets that hold it. Every managed Secret's ca.crt is
- * the same text (one bundle per CA, a few during a rotation), but each arrives from the API server as its
- * own string. Only the most recent few bundles are remembered; an older one is simply not shared.
+ * One copy of each of a few recent strings: values that are the same in every cached object (or in most of
+ * them) but arrive from the API server as a string of their own in each (JSON.parse shares only the shortest).
+ * Only the most recent `max` distinct values are remembered; an older one is simply not shared.
  */
-export class BundleInterner {
+export class StringPool {
   private readonly seen = new Map<string, string>();
   private readonly max: number;
 
-  constructor(max = 8) {
+  constructor(max: number) {
     this.max = max;
   }
 
@@ -21,19 +21,65 @@ export class BundleInterner {
     return this.seen.size;
   }
 
+  intern = <S extends string | undefined>(value: S): S => {
+    if (value === undefined) return value;
+    const shared = this.seen.get(value);
+    if (shared !== undefined) return shared as S;
+    this.seen.set(value, value);
+    if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string);
+    return value;
+  };
+}
+
+/**
+ * Shares one copy of each trust bundle among the Secrets that hold it (every managed Secret's ca.crt is the
+ * same text: one bundle per CA, a few during a rotation), and of the metadata values every managed Secret
+ * and identity repeats (apiVersion, kind, type, the managed-by label, the CA fingerprint annotation, the
+ * owner's apiVersion and kind): ~300 bytes per identity at 10,000.
+ */
+export class BundleInterner {
+  private readonly bundles: StringPool;
+  private readonly common = new StringPool(32);
+
+  constructor(max = 8) {
+    this.bundles = new StringPool(max);
+  }
+
+  get size(): number {
+    return this.bundles.size;
+  }
+
   secret = (secret: k8s.V1Secret): k8s.V1Secret => {
     withOnlyDecisionMetadata(secret);
     withOnlySvidData(secret);
-    const bundle = secret.data?.['ca.crt'];
-    if (!bundle || !secret.data) return secret;
-    const shared = this.seen.get(bundle);
-    if (shared !== undefined) {
-      secret.data['ca.crt'] = shared;
-      return secret;
+    const intern = this.common.intern;
+    secret.apiVersion = intern(secret.apiVersion);
+    secret.kind = intern(secret.kind);
+    secret.type = intern(secret.type);
+    const m = secret.metadata;
+    if (m?.labels?.[MANAGED_BY_LABEL] !== undefined)
+      m.labels[MANAGED_BY_LABEL] = intern(m.labels[MANAGED_BY_LABEL]);
+    if (m?.annotations?.[ANNOTATION_CA] !== undefined)
+      m.annotations[ANNOTATION_CA] = intern(m.annotations[ANNOTATION_CA]);
+    for (const r of m?.ownerReferences ?? []) {
+      r.apiVersion = intern(r.apiVersion);
+      r.kind = intern(r.kind);
     }
-    this.seen.set(bundle, bundle);
-    if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string);
+    const bundle = secret.data?.['ca.crt'];
+    if (bundle !== undefined && secret.data) secret.data['ca.crt'] = this.bundles.intern(bundle);
     return secret;
+  };
+
+  /** An identity as the cache keeps it (slimIdentity), its apiVersion and kind shared. */
+  identity = <
+    T extends { apiVersion?: string; kind?: string; metadata: { annotations?: Record<string, string> } },
+  >(
+    wi: T,
+  ): T => {
+    slimIdentity(wi);
+    wi.apiVersion = this.common.intern(wi.apiVersion);
+    wi.kind = this.common.intern(wi.kind);
+    return wi;
   };
 }
 
@@ -62,6 +108,30 @@ export function withOnlySvidData(secret: k8s.V1Secret): k8s.V1Secret {
 /** How many data keys besides the SVID's a cached Secret had (0 for one never trimmed). */
 export function extraDataKeys(secret: k8s.V1Secret): number {
   return extraKeys.get(secret) ?? 0;
+}
+
+/** Cached Secrets whose tls.crt and tls.key were dropped, with the digest of what they held (svidContent). */
+const droppedSvids = new WeakMap<object, string>();
+
+/**
+ * Drops tls.crt and tls.key from a cached Secret once the operator knows what they hold (their facts are
+ * remembered in svid-memory.ts under `content`, their digest): ~1.4 KB per identity that no decision reads
+ * again while the content stays the same. ca.crt stays (it is shared, see BundleInterner, and the CA
+ * rotation counts the Secrets holding the current bundle). A Secret the watch delivers again is a new object
+ * with all its data, so content changed by anyone is always inspected; one whose facts are not known for the
+ * current CA (after a CA change) is read from the API server again.
+ */
+export function dropSvidData(secret: k8s.V1Secret, content: string): void {
+  const data = secret.data;
+  if (!data || droppedSvids.has(secret)) return;
+  const bundle = data['ca.crt'];
+  secret.data = bundle === undefined ? {} : { 'ca.crt': bundle };
+  droppedSvids.set(secret, content);
+}
+
+/** The digest of the tls.crt and tls.key a cached Secret held before dropSvidData; undefined if it holds them. */
+export function droppedSvidContent(secret: k8s.V1Secret): string | undefined {
+  return droppedSvids.get(secret);
 }
 
 /** The labels and annotations of a managed Secret that decisions read; the others are never cached. */
@@ -116,8 +186,11 @@ export function slimIdentity<T extends { metadata: { annotations?: Record<string
   const annotations = wi.metadata.annotations;
   if (annotations && LAST_APPLIED in annotations) {
     const { [LAST_APPLIED]: _dropped, ...rest } = annotations;
-    if (Object.keys(rest).length > 0) wi.metadata.annotations = rest;
-    else delete wi.metadata.annotations;
+    // Rebuilt, not deleted from (a delete leaves a slow dictionary-mode object; see managed-fields.ts).
+    const { annotations: _all, ...metadata } = wi.metadata;
+    wi.metadata = (
+      Object.keys(rest).length > 0 ? { ...metadata, annotations: rest } : metadata
+    ) as T['metadata'];
   }
   return wi;
 }

@@ -42,6 +42,15 @@ export class SvidMemory {
     return this.memo.getOrCompute(secretKey, digest(data, ca), () => this.inspect(crt, key, ca));
   }
 
+  /**
+   * The facts remembered for a Secret whose tls.crt and tls.key had `content` (svidContent), judged against
+   * `ca`; undefined when they were judged against another CA or not at all. Never parses: a cached Secret
+   * whose SVID data was dropped (dropSvidData) is answered from here, or read again.
+   */
+  known(secretKey: string, content: string, ca: LoadedCa): SvidFacts | undefined {
+    return this.memo.get(secretKey, caDigest(content, ca));
+  }
+
   /** The operator wrote this data (base64, as sent) into the Secret: an SVID it issued from `ca`. */
   wrote(secretKey: string, data: Data, ca: LoadedCa, facts: SvidFacts): void {
     this.memo.set(secretKey, digest(data, ca), facts);
@@ -52,5 +61,8 @@ export class SvidMemory {
   }
 }
 
-const digest = (data: Data, ca: LoadedCa) =>
-  contentDigest([ca.fingerprint, ca.chainPem, data?.['tls.crt'], data?.['tls.key']]);
+/** The digest of a Secret's tls.crt and tls.key (base64, as stored): what identifies its SVID's content. */
+export const svidContent = (data: Data): string => contentDigest([data?.['tls.crt'], data?.['tls.key']]);
+
+const caDigest = (content: string, ca: LoadedCa) => contentDigest([ca.fingerprint, ca.chainPem, content]);
+const digest = (data: Data, ca: LoadedCa) => caDigest(svidContent(data), ca);

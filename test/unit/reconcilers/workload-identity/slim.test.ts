@@ -4,6 +4,7 @@ import { withoutManagedFields } from '../../../../src/controller-runtime/managed
 import {
   BundleInterner,
   extraDataKeys,
+  StringPool,
   slimIdentity,
   withOnlyDecisionMetadata,
 } from '../../../../src/reconcilers/workload-identity/slim.ts';
@@ -136,5 +137,55 @@ describe('what the caches keep of a managed Secret and an identity', () => {
     });
     const only = { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } } };
     expect(slimIdentity(only).metadata).to.deep.equal({});
+  });
+});
+
+describe('string pool (one copy of values every cached object repeats)', () => {
+  it('returns equal values, and remembers at most its bound, the oldest dropped first', () => {
+    const pool = new StringPool(2);
+    expect(pool.intern('a')).to.equal('a');
+    expect(pool.intern(undefined)).to.equal(undefined);
+    pool.intern('b');
+    pool.intern('a');
+    expect(pool.size).to.equal(2);
+    pool.intern('c');
+    expect(pool.size).to.equal(2);
+    for (let i = 0; i < 1000; i++) expect(pool.intern(`v${i}`)).to.equal(`v${i}`);
+    expect(pool.size).to.equal(2);
+  });
+
+  it('leaves every value of a trimmed Secret and identity as it was', () => {
+    const interner = new BundleInterner();
+    const raw = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: {
+        name: 'a-svid',
+        namespace: 'prod',
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: 'a' },
+        annotations: { [ANNOTATION_CA]: 'ab'.repeat(32), [ANNOTATION_NOT_AFTER]: '2026-01-01T00:00:00Z' },
+        ownerReferences: [
+          {
+            apiVersion: 'identity.svid.dev/v1alpha1',
+            kind: 'WorkloadIdentity',
+            name: 'a',
+            uid: 'u',
+            controller: true,
+          },
+        ],
+      },
+      data: { 'tls.crt': 'Y2VydA==', 'tls.key': 'a2V5', 'ca.crt': 'YnVuZGxl' },
+    };
+    for (let i = 0; i < 3; i++) {
+      const copy = JSON.parse(JSON.stringify(raw)) as k8s.V1Secret;
+      expect(interner.secret(copy)).to.deep.equal(raw);
+    }
+    const wi: { apiVersion: string; kind: string; metadata: { annotations?: Record<string, string> } } = {
+      apiVersion: 'identity.svid.dev/v1alpha1',
+      kind: 'WorkloadIdentity',
+      metadata: { annotations: { x: 'y' } },
+    };
+    expect(interner.identity(JSON.parse(JSON.stringify(wi)) as typeof wi)).to.deep.equal(wi);
   });
 });

@@ -10,7 +10,8 @@ import {
   type LoadedCa,
 } from '../../../../src/pki/index.ts';
 import { svidData } from '../../../../src/reconcilers/workload-identity/secret.ts';
-import { SvidMemory } from '../../../../src/reconcilers/workload-identity/svid-memory.ts';
+import { dropSvidData, droppedSvidContent } from '../../../../src/reconcilers/workload-identity/slim.ts';
+import { SvidMemory, svidContent } from '../../../../src/reconcilers/workload-identity/svid-memory.ts';
 
 const decoded = (data: Record<string, string>) => ({
   certChainPem: Buffer.from(data['tls.crt'] ?? '', 'base64').toString(),
@@ -128,5 +129,62 @@ describe('SVID memory (what the operator knows about each managed Secret)', () =
     expect(calls.n).to.equal(4);
     memory.forget('a/1');
     expect(memory.size).to.equal(1);
+  });
+
+  describe('a cached Secret without its tls.crt and tls.key (dropped once known)', () => {
+    it('answers from the digest alone while content and CA stay the same, and verifies as kept', () => {
+      const { memory, calls } = counting();
+      const data = svidData(svid);
+      memory.wrote('a/b-svid', data, ca, issuedSvidFacts(svid, expected.dnsNames, expected.key));
+      const cached = { metadata: { name: 'b-svid' }, data: { ...data } };
+      const content = svidContent(cached.data);
+      dropSvidData(cached, content);
+      expect(cached.data).to.deep.equal({ 'ca.crt': data['ca.crt'] });
+      expect(droppedSvidContent(cached)).to.equal(content);
+      const facts = memory.known('a/b-svid', content, ca);
+      expect(facts).to.not.equal(undefined);
+      const held = { bundlePem: decoded(data).bundlePem };
+      expect(verifySvid(held, expected, ca, { facts }).action).to.equal('keep');
+      expect(calls.n).to.equal(0);
+    });
+
+    it('knows nothing for other content, another CA, a forgotten or an evicted Secret (it must be read again)', () => {
+      const { memory } = counting(2);
+      const data = svidData(svid);
+      memory.wrote('a/b-svid', data, ca, issuedSvidFacts(svid, expected.dnsNames, expected.key));
+      const content = svidContent(data);
+      expect(memory.known('a/b-svid', svidContent(svidData(stranger)), ca)).to.equal(undefined);
+      expect(memory.known('a/b-svid', svidContent({ ...data, 'tls.key': 'eA==' }), ca)).to.equal(undefined);
+      expect(memory.known('a/b-svid', content, newCa)).to.equal(undefined);
+      expect(memory.known('a/other', content, ca)).to.equal(undefined);
+      // Evicted by two other Secrets (bound 2).
+      for (const k of ['a/1', 'a/2']) memory.wrote(k, data, ca, issuedSvidFacts(svid, ['b'], expected.key));
+      expect(memory.known('a/b-svid', content, ca)).to.equal(undefined);
+      memory.forget('a/1');
+      expect(memory.known('a/1', content, ca)).to.equal(undefined);
+    });
+
+    it('tells tls.crt and tls.key apart in the digest (moving bytes between them changes it)', () => {
+      expect(svidContent({ 'tls.crt': 'ab', 'tls.key': 'c' })).to.not.equal(
+        svidContent({ 'tls.crt': 'a', 'tls.key': 'bc' }),
+      );
+      expect(svidContent({ 'tls.crt': 'a' })).to.not.equal(svidContent({ 'tls.crt': 'a', 'tls.key': '' }));
+    });
+
+    it('drops once: a second drop does not replace the recorded digest', () => {
+      const cached = { data: { 'tls.crt': 'YQ==', 'tls.key': 'Yg==' } as Record<string, string> };
+      dropSvidData(cached, 'first');
+      dropSvidData(cached, 'second');
+      expect(droppedSvidContent(cached)).to.equal('first');
+      expect(cached.data).to.deep.equal({});
+    });
+
+    it('without facts, a Secret lacking tls.crt or tls.key is still Missing', () => {
+      const d = decoded(svidData(svid));
+      expect(verifySvid({ bundlePem: d.bundlePem }, expected, ca)).to.deep.include({
+        action: 'issue',
+        reason: 'Missing',
+      });
+    });
   });
 });

@@ -1,0 +1,115 @@
+// Profiles one wave of first issuances against the local control plane: the operator from this tree (the
+// TypeScript source, or dist/ with --dist) with the image's node flags, N identities created 16 at a time,
+// then its CPU seconds, reconciles, writes and Events per identity, resident memory once idle, and
+// optionally a V8 CPU profile (--cpu-prof DIR; summarise with hack/cpuprofile-summary.ts) and a heap
+// snapshot once all are Ready (--heap FILE.heapsnapshot). For the issue 17 work; the bench
+// (npm run bench) reports the figures that count.
+//   node hack/profile-wave.ts [--identities 1000] [--cpu-prof DIR] [--heap FILE] [--dist]
+import { readdir, rename } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ControlPlane } from './lib/control-plane.ts';
+import { installCrds } from './lib/crds.ts';
+import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
+import { createSelfSignedCa } from '../src/pki/index.ts';
+import { createNamespace, isReady, putCaSecret } from '../test/harness/identities.ts';
+import { OperatorProcess } from '../test/harness/operator-process.ts';
+import { createWave, names } from '../bench/cluster-context.ts';
+import { IdentityWatch } from '../bench/identity-watch.ts';
+import { operatorKubeconfig, operatorKubeconfigPath } from '../bench/operator-account.ts';
+import { counters, settledRssMb, sleep, waitIdle } from '../bench/operator-metrics.ts';
+import { cpuSeconds } from '../bench/proc.ts';
+
+const { values } = parseArgs({
+  options: {
+    identities: { type: 'string', default: '1000' },
+    'cpu-prof': { type: 'string' },
+    heap: { type: 'string' },
+    dist: { type: 'boolean', default: false },
+  },
+});
+const n = Number(values.identities);
+if (!Number.isInteger(n) || n < 1 || n > 20_000) throw new Error('--identities must be 1..20000');
+
+const TD = 'profile.example.org';
+const root = fileURLToPath(new URL('..', import.meta.url));
+const heapDir = values.heap ? path.dirname(path.resolve(values.heap)) : os.tmpdir();
+const nodeArgs = [
+  '--optimize-for-size',
+  '--max-semi-space-size=2',
+  '--heapsnapshot-signal=SIGUSR2',
+  `--diagnostic-dir=${heapDir}`,
+];
+const cpuDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
+if (cpuDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${cpuDir}`);
+const script = values.dist
+  ? path.join(root, 'dist/src/operator/main.js')
+  : path.join(root, 'src/operator/main.ts');
+
+const cp = await ControlPlane.start({});
+const kc = new PooledKubeConfig();
+kc.loadFromFile(cp.kubeconfigPath);
+const watch = new IdentityWatch(kc);
+let op: OperatorProcess | undefined;
+try {
+  await installCrds(kc);
+  for (const ns of ['svid-system', 'wave']) await createNamespace(kc, ns);
+  await operatorKubeconfig(cp, kc, 'svid-system', 'ca', operatorKubeconfigPath(cp));
+  const ca = await createSelfSignedCa({ trustDomain: TD });
+  await putCaSecret(kc, 'svid-system', 'ca', { 'tls.crt': ca.certPem, 'tls.key': ca.keyPem });
+  op = new OperatorProcess(
+    operatorKubeconfigPath(cp),
+    [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
+    { MALLOC_ARENA_MAX: '2' },
+    { script, nodeArgs },
+  );
+  await op.start();
+  await watch.start();
+  await waitIdle(op, 3000, 5 * 60_000);
+  const baselineMb = await settledRssMb(op, 3);
+  const keys = names('w', n).map((k) => `wave/${k}`);
+  const ready = watch.when(keys, isReady, 60 * 60_000);
+  const before = await counters(op);
+  const cpu0 = await cpuSeconds(op.pid ?? 0);
+  const t0 = performance.now();
+  await createWave(kc, 'wave', names('w', n));
+  await ready;
+  const readySeconds = (performance.now() - t0) / 1000;
+  const cpu1 = await cpuSeconds(op.pid ?? 0);
+  const after = await waitIdle(op, 3000, 30 * 60_000);
+  const rss = await settledRssMb(op, 3);
+  if (values.heap) {
+    const seen = new Set(await readdir(heapDir));
+    process.kill(op.pid ?? 0, 'SIGUSR2');
+    let file: string | undefined;
+    for (let i = 0; i < 600 && !file; i++) {
+      await sleep(500);
+      file = (await readdir(heapDir)).find((f) => f.endsWith('.heapsnapshot') && !seen.has(f));
+    }
+    if (!file) throw new Error('no heap snapshot written');
+    await sleep(5000); // written synchronously; the name appears first
+    await rename(path.join(heapDir, file), path.resolve(values.heap));
+  }
+  const per = (x: number) => Number((x / n).toFixed(3));
+  console.log(
+    JSON.stringify({
+      identities: n,
+      readySeconds: Number(readySeconds.toFixed(1)),
+      cpuMsPerIssue: Number((((cpu1 - cpu0) * 1000) / n).toFixed(2)),
+      reconcilesPerIdentity: per(after.reconciles - before.reconciles),
+      writesPerIdentity: per(after.writes - before.writes),
+      eventsPerIdentity: per(after.events - before.events),
+      issued: after.issued - before.issued,
+      baselineMb: Number(baselineMb.toFixed(1)),
+      rssMb: Number(rss.toFixed(1)),
+      kbPerIdentity: Number((((rss - baselineMb) * 1024) / n).toFixed(2)),
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+    }),
+  );
+} finally {
+  watch.stop();
+  await op?.stop();
+  await cp.stop();
+}
