@@ -18,6 +18,7 @@ export async function counters(op: OperatorProcess) {
     issued: sum('svid_operator_issuances_total', { result: 'success' }),
     reconciles: sum('svid_operator_workqueue_latency_seconds_count'),
     depth: sum('svid_operator_workqueue_depth'),
+    pacerBacklog: sum('svid_operator_issuance_pacer_backlog'),
   };
 }
 export type Counters = Awaited<ReturnType<typeof counters>>;

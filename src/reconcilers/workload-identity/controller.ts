@@ -196,7 +196,18 @@ export class Controller {
         this.enqueuedAt.delete(key);
         if (queued) o.metrics.queueLatency.observe((Date.now() - queued) / 1000);
         o.metrics.queueDepth.set(this.queue.depth);
-        return this.reconciler.reconcile(key);
+        o.metrics.scheduled.set(this.queue.scheduled);
+        o.metrics.pacerBacklog.set(this.pacer.backlog);
+        const started = performance.now();
+        let result = 'success';
+        try {
+          return await this.reconciler.reconcile(key);
+        } catch (err) {
+          result = 'error';
+          throw err;
+        } finally {
+          o.metrics.reconcileSeconds.observe({ result }, (performance.now() - started) / 1000);
+        }
       },
       (key, err, retryInMs) => {
         o.metrics.reconcileErrors.inc();

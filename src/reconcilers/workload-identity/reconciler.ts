@@ -335,7 +335,9 @@ export class Reconciler {
 
   private async createSecret(wi: WorkloadIdentity, body: k8s.V1Secret): Promise<k8s.V1Secret> {
     await this.d.apiLimiter.take();
-    return this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body);
+    return this.timed('create', 'secret', () =>
+      this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body),
+    );
   }
 
   /**
@@ -364,10 +366,12 @@ export class Reconciler {
       previousController: controller?.uid,
     });
     await this.d.apiLimiter.take();
-    return this.json.patch<k8s.V1Secret>(
-      paths.secret(wi.metadata.namespace, wi.spec.secretName),
-      body,
-      'strategic',
+    return this.timed('patch', 'secret', () =>
+      this.json.patch<k8s.V1Secret>(
+        paths.secret(wi.metadata.namespace, wi.spec.secretName),
+        body,
+        'strategic',
+      ),
     );
   }
 
@@ -409,10 +413,12 @@ export class Reconciler {
     let written: k8s.V1Secret;
     try {
       await this.d.apiLimiter.take();
-      written = await this.json.patch<k8s.V1Secret>(
-        paths.secret(wi.metadata.namespace, wi.spec.secretName),
-        body,
-        'strategic',
+      written = await this.timed('patch', 'secret', () =>
+        this.json.patch<k8s.V1Secret>(
+          paths.secret(wi.metadata.namespace, wi.spec.secretName),
+          body,
+          'strategic',
+        ),
       );
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
@@ -507,6 +513,23 @@ export class Reconciler {
     return { requeueAfterMs: delay };
   }
 
+  /** One API request, its round trip observed by verb, resource and answer class. */
+  private async timed<T>(verb: string, resource: string, request: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let code = '2xx';
+    try {
+      return await request();
+    } catch (err) {
+      code = codeClass(err);
+      throw err;
+    } finally {
+      this.d.metrics.apiRequestSeconds.observe(
+        { verb, resource, code },
+        (performance.now() - started) / 1000,
+      );
+    }
+  }
+
   private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
     const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     this.d.metrics.ready.set({ namespace: wi.metadata.namespace, name: wi.metadata.name }, ready ? 1 : 0);
@@ -524,14 +547,22 @@ export class Reconciler {
     }
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
-    const updated = await this.json.patch<WorkloadIdentity>(
-      paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
-      { status },
-      'merge',
+    const updated = await this.timed('patch', 'status', () =>
+      this.json.patch<WorkloadIdentity>(
+        paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
+        { status },
+        'merge',
+      ),
     );
     this.d.metrics.apiWrites.inc({ kind: 'status' });
     this.writtenIdentities.wrote(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
   }
+}
+
+/** An API answer's code as a low-cardinality label: 2xx, 4xx, 5xx, or error (no answer). */
+function codeClass(err: unknown): string {
+  if (err instanceof k8s.ApiException) return `${Math.floor(err.code / 100)}xx`;
+  return 'error';
 }
 
 /** An error as a status message: what failed, never a request body (which could hold key material). */
