@@ -12,7 +12,7 @@ export class ControllerMetrics {
   readonly renewalTime: Gauge<'namespace' | 'name'>;
   readonly ready: Gauge<'namespace' | 'name'>;
   readonly queueDepth: Gauge;
-  readonly queueLatency: Histogram;
+  readonly queueLatency: Histogram<'priority'>;
   readonly reconcileSeconds: Histogram<'result'>;
   readonly apiRequestSeconds: Histogram<'verb' | 'resource' | 'code'>;
   readonly scheduled: Gauge;
@@ -77,7 +77,8 @@ export class ControllerMetrics {
     });
     this.queueLatency = new Histogram({
       name: 'svid_operator_workqueue_latency_seconds',
-      help: 'Time a key waited in the queue before it was reconciled',
+      help: 'Time a key waited in the queue before it was reconciled, by the lane it waited in (urgent, due, normal, resync)',
+      labelNames: ['priority'],
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60],
       registers: r,
     });

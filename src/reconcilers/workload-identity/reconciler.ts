@@ -115,14 +115,17 @@ export class Reconciler {
     this.svids.forget(key);
   }
 
-  /** The watch delivered a managed Secret: a remembered write it has caught up with is dropped. */
-  secretSeen(secret: k8s.V1Secret): void {
-    this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+  /**
+   * The watch delivered a managed Secret: a remembered write it has caught up with is dropped. True when it
+   * is the echo of this process's own write (nothing new to reconcile).
+   */
+  secretSeen(secret: k8s.V1Secret): boolean {
+    return this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
-  identitySeen(wi: WorkloadIdentity): void {
-    this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
+  identitySeen(wi: WorkloadIdentity): boolean {
+    return this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
   }
 
   async reconcile(key: string): Promise<HandlerResult> {
