@@ -126,8 +126,13 @@ export interface ClusterResult {
     maxLatenessSeconds: number | null;
     /** The most re-issuances waiting for an --issuance-rate token (one sample a second). */
     pacerBacklogMax: number | null;
+    /** Reconciles running at the sample (of --concurrency), mean and max over the window. */
+    activeReconcilesMean: number | null;
+    activeReconcilesMax: number | null;
     /** Reconciles in the window, and their duration (bucket upper bounds of the operator's histogram). */
     reconciles: number | null;
+    /** Reconciles that failed and were retried with backoff. */
+    reconcileErrors: number | null;
     reconcileP50Ms: number | null;
     reconcileP99Ms: number | null;
     /** The reconciler's API requests' round trips (Secret and status writes). */
@@ -193,7 +198,10 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       lateRenewals: null,
       overdueAtEnd: null,
       pacerBacklogMax: null,
+      activeReconcilesMean: null,
+      activeReconcilesMax: null,
       reconciles: null,
+      reconcileErrors: null,
       reconcileP50Ms: null,
       reconcileP99Ms: null,
       apiRequestP50Ms: null,

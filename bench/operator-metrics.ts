@@ -19,6 +19,7 @@ export async function counters(op: OperatorProcess) {
     reconciles: sum('svid_operator_workqueue_latency_seconds_count'),
     depth: sum('svid_operator_workqueue_depth'),
     pacerBacklog: sum('svid_operator_issuance_pacer_backlog'),
+    active: sum('svid_operator_workqueue_active'),
   };
 }
 export type Counters = Awaited<ReturnType<typeof counters>>;

@@ -4,10 +4,12 @@
 // each identity's own status (renewal time = notAfter - renewBefore - jitter(uid)). A renewal counts as late
 // when its new SVID shows up more than the jitter bound (min(renewBefore/10, 5 min)) after that time, and an
 // identity still waiting at the end of the window counts too.
+import { writeFile } from 'node:fs/promises';
 import { resolveLifetime, type DurationBounds } from '../src/renewal/index.ts';
 import { keyOf } from '../src/controller-runtime/informer.ts';
 import type { WorkloadIdentity } from '../src/reconcilers/workload-identity/types.ts';
 import { isReady } from '../test/harness/identities.ts';
+import { sumMetric } from '../test/harness/operator-process.ts';
 import { createWave, names, type ClusterContext } from './cluster-context.ts';
 import type { ClusterResult, ClusterSizes } from './cluster-result.ts';
 import { countBetween, histogramBuckets, quantileBetween } from './histogram.ts';
@@ -71,6 +73,7 @@ export async function measureSteady(
     const cores: number[] = [];
     const depths: number[] = [];
     const backlogs: number[] = [];
+    const actives: number[] = [];
     const firstText = await ctx.op.metrics();
     let prev = await counters(ctx.op);
     let prevCpu = await cpuSeconds(pid);
@@ -88,6 +91,7 @@ export async function measureSteady(
       cores.push((cpu - prevCpu) / s);
       depths.push(now.depth);
       backlogs.push(now.pacerBacklog);
+      actives.push(now.active);
       prev = now;
       prevCpu = cpu;
       prevAt = at;
@@ -114,6 +118,8 @@ export async function measureSteady(
     out.maxLatenessSeconds = summary.maxLatenessSeconds;
     out.renewalTimeMismatches = summary.renewalTimeMismatches;
     out.pacerBacklogMax = Math.max(...backlogs);
+    out.activeReconcilesMean = actives.reduce((a, b) => a + b, 0) / actives.length;
+    out.activeReconcilesMax = Math.max(...actives);
     // Where a reconcile's time goes (the operator's histograms, over the window; bucket upper bounds).
     const q = (name: string, labels: Record<string, string>, quantile: number) =>
       quantileBetween(
@@ -126,6 +132,9 @@ export async function measureSteady(
       histogramBuckets(firstText, 'svid_operator_reconcile_duration_seconds'),
       histogramBuckets(lastText, 'svid_operator_reconcile_duration_seconds'),
     );
+    out.reconcileErrors =
+      sumMetric(lastText, 'svid_operator_reconcile_errors_total') -
+      sumMetric(firstText, 'svid_operator_reconcile_errors_total');
     out.reconcileP50Ms = ms(q('svid_operator_reconcile_duration_seconds', {}, 0.5));
     out.reconcileP99Ms = ms(q('svid_operator_reconcile_duration_seconds', {}, 0.99));
     out.apiRequestP50Ms = ms(q('svid_operator_api_request_duration_seconds', {}, 0.5));
@@ -133,6 +142,8 @@ export async function measureSteady(
     out.queueWaitP50Ms = ms(q('svid_operator_workqueue_latency_seconds', {}, 0.5));
     out.queueWaitP99Ms = ms(q('svid_operator_workqueue_latency_seconds', {}, 0.99));
     ctx.log(`cluster: steady state: ${JSON.stringify(out)}`);
+    // For diagnosis: the operator's whole /metrics at the end of the window.
+    if (process.env.SVID_BENCH_METRICS_OUT) await writeFile(process.env.SVID_BENCH_METRICS_OUT, lastText);
   } finally {
     stopListening();
   }

@@ -201,6 +201,7 @@ export class Controller {
         o.metrics.queueDepth.set(this.queue.depth);
         o.metrics.scheduled.set(this.queue.scheduled);
         o.metrics.pacerBacklog.set(this.pacer.backlog);
+        o.metrics.active.set(this.queue.active);
         const started = performance.now();
         let result = 'success';
         try {
@@ -210,6 +211,7 @@ export class Controller {
           throw err;
         } finally {
           o.metrics.reconcileSeconds.observe({ result }, (performance.now() - started) / 1000);
+          o.metrics.active.set(this.queue.active - 1);
         }
       },
       (key, err, retryInMs) => {

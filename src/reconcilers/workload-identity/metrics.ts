@@ -16,6 +16,7 @@ export class ControllerMetrics {
   readonly reconcileSeconds: Histogram<'result'>;
   readonly apiRequestSeconds: Histogram<'verb' | 'resource' | 'code'>;
   readonly scheduled: Gauge;
+  readonly active: Gauge;
   readonly pacerBacklog: Gauge;
   readonly caExpiry: Gauge;
   readonly leader: Gauge;
@@ -99,6 +100,11 @@ export class ControllerMetrics {
     this.scheduled = new Gauge({
       name: 'svid_operator_workqueue_scheduled',
       help: 'Keys scheduled to run later (renewal times, retries), not yet in the queue',
+      registers: r,
+    });
+    this.active = new Gauge({
+      name: 'svid_operator_workqueue_active',
+      help: 'Reconciles running now (at most --concurrency)',
       registers: r,
     });
     this.pacerBacklog = new Gauge({
