@@ -118,9 +118,29 @@ export interface ClusterResult {
     queueDepthMean: number | null;
     /** New SVIDs seen during the window. */
     renewals: number | null;
-    /** SVIDs renewed, or still not renewed at the end, later than renewal time + the jitter bound. */
+    /** Renewals in the window that came later than renewal time + the jitter bound (of `renewals`). */
     lateRenewals: number | null;
+    /** SVIDs not renewed at the end of the window and past renewal time + the jitter bound. */
+    overdueAtEnd: number | null;
+    /** The latest renewal or overdue SVID, seconds past its renewal time. */
     maxLatenessSeconds: number | null;
+    /** The most re-issuances waiting for an --issuance-rate token (one sample a second). */
+    pacerBacklogMax: number | null;
+    /** Reconciles running at the sample (of --concurrency), mean and max over the window. */
+    activeReconcilesMean: number | null;
+    activeReconcilesMax: number | null;
+    /** Reconciles in the window, and their duration (bucket upper bounds of the operator's histogram). */
+    reconciles: number | null;
+    /** Reconciles that failed and were retried with backoff. */
+    reconcileErrors: number | null;
+    reconcileP50Ms: number | null;
+    reconcileP99Ms: number | null;
+    /** The reconciler's API requests' round trips (Secret and status writes). */
+    apiRequestP50Ms: number | null;
+    apiRequestP99Ms: number | null;
+    /** How long keys waited in the work queue before their reconcile. */
+    queueWaitP50Ms: number | null;
+    queueWaitP99Ms: number | null;
     /** Status renewalTime values that differ from src/renewal's rule by more than a second. */
     renewalTimeMismatches: number | null;
   };
@@ -176,6 +196,18 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       queueDepthMean: null,
       renewals: null,
       lateRenewals: null,
+      overdueAtEnd: null,
+      pacerBacklogMax: null,
+      activeReconcilesMean: null,
+      activeReconcilesMax: null,
+      reconciles: null,
+      reconcileErrors: null,
+      reconcileP50Ms: null,
+      reconcileP99Ms: null,
+      apiRequestP50Ms: null,
+      apiRequestP99Ms: null,
+      queueWaitP50Ms: null,
+      queueWaitP99Ms: null,
       maxLatenessSeconds: null,
       renewalTimeMismatches: null,
     },

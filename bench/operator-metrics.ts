@@ -7,8 +7,18 @@ import { median } from './stats.ts';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Secret+status writes, Event writes, successful issuances, reconciles, and the work queue's depth. */
+/** The metrics counters() reads: asked for by name, so the per-identity gauges are not rendered. */
+const COUNTER_METRICS = [
+  'svid_operator_api_writes_total',
+  'svid_operator_issuances_total',
+  'svid_operator_workqueue_latency_seconds',
+  'svid_operator_workqueue_depth',
+  'svid_operator_issuance_pacer_backlog',
+  'svid_operator_workqueue_active',
+];
+
 export async function counters(op: OperatorProcess) {
-  const text = await op.metrics();
+  const text = await op.metrics(COUNTER_METRICS);
   const sum = (name: string, labels: Record<string, string> = {}) => sumMetric(text, name, labels);
   return {
     writes:
@@ -18,6 +28,8 @@ export async function counters(op: OperatorProcess) {
     issued: sum('svid_operator_issuances_total', { result: 'success' }),
     reconciles: sum('svid_operator_workqueue_latency_seconds_count'),
     depth: sum('svid_operator_workqueue_depth'),
+    pacerBacklog: sum('svid_operator_issuance_pacer_backlog'),
+    active: sum('svid_operator_workqueue_active'),
   };
 }
 export type Counters = Awaited<ReturnType<typeof counters>>;

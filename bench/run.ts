@@ -53,6 +53,21 @@ const SMOKE: ClusterSizes = { wave: 20, scaleTo: 40, unrelatedSecrets: 40, renew
 const STEADY_FULL = { identities: 10_000, duration: '10m', windowSeconds: 20 * 60 };
 const STEADY_SMOKE = { identities: 20, duration: '30s', windowSeconds: 60 };
 
+/**
+ * SVID_BENCH_STEADY=identities,duration,windowSeconds (e.g. 2000,2m,240: the full size's renewal rate in a
+ * smaller cluster) replaces the steady state's size, for iterating; results name the size they ran at.
+ */
+export function steadySizeFromEnv(value: string | undefined): typeof STEADY_FULL | undefined {
+  if (!value) return undefined;
+  const m = /^(\d+),(\d+[smh]),(\d+)$/.exec(value.trim());
+  if (!m) {
+    throw new Error(
+      `SVID_BENCH_STEADY must be identities,duration,windowSeconds (e.g. 2000,2m,240), not "${value}"`,
+    );
+  }
+  return { identities: Number(m[1]), duration: m[2] as string, windowSeconds: Number(m[3]) };
+}
+
 export async function runBench(opts: {
   smoke: boolean;
   long?: boolean;
@@ -61,7 +76,10 @@ export async function runBench(opts: {
 }): Promise<BenchResults> {
   const sizes: ClusterSizes = {
     ...(opts.smoke ? SMOKE : FULL),
-    steady: opts.long && opts.only.includes('steady') ? (opts.smoke ? STEADY_SMOKE : STEADY_FULL) : null,
+    steady:
+      opts.long && opts.only.includes('steady')
+        ? (steadySizeFromEnv(process.env.SVID_BENCH_STEADY) ?? (opts.smoke ? STEADY_SMOKE : STEADY_FULL))
+        : null,
   };
   const results: BenchResults = {
     machine: {

@@ -4,28 +4,21 @@
 // each identity's own status (renewal time = notAfter - renewBefore - jitter(uid)). A renewal counts as late
 // when its new SVID shows up more than the jitter bound (min(renewBefore/10, 5 min)) after that time, and an
 // identity still waiting at the end of the window counts too.
-import {
-  MAX_JITTER_SECONDS,
-  renewalTime,
-  resolveLifetime,
-  type DurationBounds,
-} from '../src/renewal/index.ts';
+import { writeFile } from 'node:fs/promises';
+import { resolveLifetime, type DurationBounds } from '../src/renewal/index.ts';
 import { keyOf } from '../src/controller-runtime/informer.ts';
 import type { WorkloadIdentity } from '../src/reconcilers/workload-identity/types.ts';
 import { isReady } from '../test/harness/identities.ts';
+import { sumMetric } from '../test/harness/operator-process.ts';
 import { createWave, names, type ClusterContext } from './cluster-context.ts';
 import type { ClusterResult, ClusterSizes } from './cluster-result.ts';
+import { countBetween, histogramBuckets, quantileBetween } from './histogram.ts';
 import { counters, sleep, waitIdle } from './operator-metrics.ts';
+import { RenewalLateness } from './renewal-lateness.ts';
 import { cpuSeconds } from './proc.ts';
 
 /** The operator's default --issuance-rate (src/operator/config.ts). */
 const DEFAULT_ISSUANCE_RATE = 10;
-
-interface Tracked {
-  serial: string;
-  renewAtMs: number;
-  slackMs: number;
-}
 
 export async function measureSteady(
   ctx: ClusterContext,
@@ -49,34 +42,19 @@ export async function measureSteady(
   await waitIdle(ctx.op, 5000, 30 * 60_000);
 
   const ns = 'steady';
-  const tracked = new Map<string, Tracked>();
-  let windowOpen = false;
-  let renewals = 0;
-  let late = 0;
-  let maxLatenessMs = 0;
-  let mismatches = 0;
-  const lateness = (ms: number, slackMs: number) => {
-    maxLatenessMs = Math.max(maxLatenessMs, ms);
-    if (ms > slackMs) late++;
-  };
+  const lateness = new RenewalLateness(renewBeforeSeconds);
   const stopListening = ctx.watch.onUpsert((w: WorkloadIdentity) => {
     if (w.metadata.namespace !== ns || !isReady(w) || !w.status?.notAfter || !w.status.serialNumber) return;
-    const key = keyOf(w);
-    const prev = tracked.get(key);
-    if (prev?.serial === w.status.serialNumber) return;
-    const now = Date.now();
-    if (prev && windowOpen) {
-      renewals++;
-      lateness(now - prev.renewAtMs, prev.slackMs);
-    }
-    const renewAtMs = renewalTime(
-      new Date(w.status.notAfter),
-      renewBeforeSeconds,
-      w.metadata.uid ?? '',
-    ).getTime();
-    if (w.status.renewalTime && Math.abs(Date.parse(w.status.renewalTime) - renewAtMs) > 1000) mismatches++;
-    const slackMs = Math.min(renewBeforeSeconds / 10, MAX_JITTER_SECONDS) * 1000;
-    tracked.set(key, { serial: w.status.serialNumber, renewAtMs, slackMs });
+    lateness.seen(
+      {
+        key: keyOf(w),
+        uid: w.metadata.uid ?? '',
+        serial: w.status.serialNumber,
+        notAfter: new Date(w.status.notAfter),
+        renewalTime: w.status.renewalTime ? new Date(w.status.renewalTime) : undefined,
+      },
+      Date.now(),
+    );
   });
   try {
     ctx.log(`cluster: steady state: creating ${sizes.identities} identities with ${sizes.duration} SVIDs`);
@@ -94,11 +72,14 @@ export async function measureSteady(
     const writeRates: number[] = [];
     const cores: number[] = [];
     const depths: number[] = [];
+    const backlogs: number[] = [];
+    const actives: number[] = [];
+    const firstText = await ctx.op.metrics();
     let prev = await counters(ctx.op);
     let prevCpu = await cpuSeconds(pid);
     const start = performance.now();
     let prevAt = start;
-    windowOpen = true;
+    lateness.openWindow();
     const first = { writes: prev.writes, events: prev.events, cpu: prevCpu };
     for (let i = 1; i <= sizes.windowSeconds; i++) {
       await sleep(Math.max(0, start + i * 1000 - performance.now()));
@@ -109,15 +90,14 @@ export async function measureSteady(
       writeRates.push((now.writes - prev.writes) / s);
       cores.push((cpu - prevCpu) / s);
       depths.push(now.depth);
+      backlogs.push(now.pacerBacklog);
+      actives.push(now.active);
       prev = now;
       prevCpu = cpu;
       prevAt = at;
     }
-    windowOpen = false;
-    const end = Date.now();
-    // Identities whose renewal time (plus the jitter bound) passed without a new SVID are late too.
-    for (const t of tracked.values())
-      if (end > t.renewAtMs + t.slackMs) lateness(end - t.renewAtMs, t.slackMs);
+    const summary = lateness.close(Date.now());
+    const lastText = await ctx.op.metrics();
     const elapsed = (prevAt - start) / 1000;
     const tenSecondCores = cores
       .map((_, i) => cores.slice(Math.max(0, i - 9), i + 1))
@@ -132,10 +112,38 @@ export async function measureSteady(
         : null;
     out.queueDepthMax = Math.max(...depths);
     out.queueDepthMean = depths.reduce((a, b) => a + b, 0) / depths.length;
-    out.renewals = renewals;
-    out.lateRenewals = late;
-    out.maxLatenessSeconds = maxLatenessMs / 1000;
-    out.renewalTimeMismatches = mismatches;
+    out.renewals = summary.renewals;
+    out.lateRenewals = summary.lateRenewals;
+    out.overdueAtEnd = summary.overdueAtEnd;
+    out.maxLatenessSeconds = summary.maxLatenessSeconds;
+    out.renewalTimeMismatches = summary.renewalTimeMismatches;
+    out.pacerBacklogMax = Math.max(...backlogs);
+    out.activeReconcilesMean = actives.reduce((a, b) => a + b, 0) / actives.length;
+    out.activeReconcilesMax = Math.max(...actives);
+    // Where a reconcile's time goes (the operator's histograms, over the window; bucket upper bounds).
+    const q = (name: string, labels: Record<string, string>, quantile: number) =>
+      quantileBetween(
+        histogramBuckets(firstText, name, labels),
+        histogramBuckets(lastText, name, labels),
+        quantile,
+      );
+    const ms = (v: number | null) => (v === null ? null : v * 1000);
+    out.reconciles = countBetween(
+      histogramBuckets(firstText, 'svid_operator_reconcile_duration_seconds'),
+      histogramBuckets(lastText, 'svid_operator_reconcile_duration_seconds'),
+    );
+    out.reconcileErrors =
+      sumMetric(lastText, 'svid_operator_reconcile_errors_total') -
+      sumMetric(firstText, 'svid_operator_reconcile_errors_total');
+    out.reconcileP50Ms = ms(q('svid_operator_reconcile_duration_seconds', {}, 0.5));
+    out.reconcileP99Ms = ms(q('svid_operator_reconcile_duration_seconds', {}, 0.99));
+    out.apiRequestP50Ms = ms(q('svid_operator_api_request_duration_seconds', {}, 0.5));
+    out.apiRequestP99Ms = ms(q('svid_operator_api_request_duration_seconds', {}, 0.99));
+    out.queueWaitP50Ms = ms(q('svid_operator_workqueue_latency_seconds', {}, 0.5));
+    out.queueWaitP99Ms = ms(q('svid_operator_workqueue_latency_seconds', {}, 0.99));
+    ctx.log(`cluster: steady state: ${JSON.stringify(out)}`);
+    // For diagnosis: the operator's whole /metrics at the end of the window.
+    if (process.env.SVID_BENCH_METRICS_OUT) await writeFile(process.env.SVID_BENCH_METRICS_OUT, lastText);
   } finally {
     stopListening();
   }

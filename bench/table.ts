@@ -88,6 +88,17 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
       '',
     ],
     [`steady: late renewals of ${steady.renewals ?? 0}`, fmt(steady.lateRenewals, 0), 'target 0'],
+    ['steady: SVIDs overdue at the end of the window', fmt(steady.overdueAtEnd, 0), 'target 0'],
+    [
+      'steady: max lateness s (renewal or overdue)',
+      fmt(steady.maxLatenessSeconds),
+      'within the jitter bound',
+    ],
+    [
+      'steady: reconcile p50 / p99 ms; API request p50 / p99 ms',
+      `${fmt(steady.reconcileP50Ms)} / ${fmt(steady.reconcileP99Ms)}; ${fmt(steady.apiRequestP50Ms)} / ${fmt(steady.apiRequestP99Ms)}`,
+      'bucket bounds',
+    ],
     [`CA rotation: s to re-issue ${sizes.wave}`, fmt(caRotation.seconds), ''],
     ['CA rotation: peak API writes/s', fmt(caRotation.peakWritesPerSecond), ''],
     [

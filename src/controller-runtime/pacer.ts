@@ -2,67 +2,8 @@
 // bucket that hands out grants without anyone waiting on it (Pacer). A caller asks `admit(key)`; when no
 // token is free the key is remembered and the caller returns at once (no worker is held), and `onGrant(key)`
 // is called when its turn comes, so the caller can run it again.
-
-interface HeapItem<K> {
-  deadline: number;
-  seq: number;
-  key: K;
-}
-
-/** A binary min-heap of items by (deadline, insertion order). */
-class DeadlineHeap<K> {
-  private readonly items: HeapItem<K>[] = [];
-
-  get length(): number {
-    return this.items.length;
-  }
-
-  push(item: HeapItem<K>): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(i, p)) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-
-  pop(): HeapItem<K> | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(l, m)) m = l;
-        if (r < a.length && this.less(r, m)) m = r;
-        if (m === i) break;
-        this.swap(i, m);
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  private swap(i: number, j: number): void {
-    const a = this.items;
-    const t = a[i] as HeapItem<K>;
-    a[i] = a[j] as HeapItem<K>;
-    a[j] = t;
-  }
-
-  private less(i: number, j: number): boolean {
-    const x = this.items[i] as HeapItem<K>;
-    const y = this.items[j] as HeapItem<K>;
-    return x.deadline < y.deadline || (x.deadline === y.deadline && x.seq < y.seq);
-  }
-}
+import { realClock, type Clock } from './clock.ts';
+import { DeadlineHeap } from './deadline-heap.ts';
 
 /**
  * Waiting keys, each in a group (a namespace): groups take turns (round robin, so one group's churn cannot
@@ -123,17 +64,8 @@ export class FairDeadlineQueue<K> {
   }
 }
 
-export interface PacerClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): { unref?(): void };
-  clearTimeout(t: unknown): void;
-}
-
-const realClock: PacerClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
-};
+/** The pacer's time source (see clock.ts). */
+export type PacerClock = Clock;
 
 /** A token bucket that grants waiting keys in FairDeadlineQueue order, `ratePerSecond` on average. */
 export class Pacer<K> {

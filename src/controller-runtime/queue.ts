@@ -2,28 +2,64 @@
 // never processed twice at the same time (a re-add while it runs is held until it finishes); at most
 // `concurrency` keys run at once; failures back off exponentially per key; `addAfter` schedules a key for
 // later (renewal time) and an earlier schedule wins over a later one.
+//
+// Keys wait in priority lanes, so work that is due is never stuck behind work that is not:
+//   urgent  an identity without an SVID yet (a pod is waiting for its first Secret);
+//   due     a key whose scheduled time came (a renewal, a retry) or whose issuance turn was granted;
+//   normal  a change seen by a watch;
+//   resync  the periodic re-check of every key (lowest: it only looks for drift).
+// A key is in one lane at a time; adding it again with a higher priority moves it up. Each lane is first
+// in, first out. Lanes are served in order, except that every `fairShare`-th start goes to the highest
+// non-empty lane below the top one, so a sustained overload of due work slows watch changes and resyncs
+// down instead of stopping them.
+//
+// The schedule is one min-heap with one timer for its earliest entry (not a timer per key), on an injected
+// clock (clock.ts), so tests drive time by hand.
+import { realClock, type Clock } from './clock.ts';
+import { DeadlineHeap } from './deadline-heap.ts';
 
 export interface QueueOptions {
   concurrency: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Every n-th start serves a lower lane when a higher one is busy (default 8; 0: strict priority). */
+  fairShare?: number;
+  /** Called as a key starts: how long it waited in its lane, and the lane it left. */
+  onStart?: (key: string, waitedMs: number, priority: Priority) => void;
 }
 
 /** What a handler asks for: nothing, a run at a later time, or a retry with backoff. */
 export type HandlerResult = { requeueAfterMs?: number } | undefined;
 
+export const PRIORITIES = ['urgent', 'due', 'normal', 'resync'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+const LANE: Record<Priority, number> = { urgent: 0, due: 1, normal: 2, resync: 3 };
+
+/** setTimeout's longest delay (~24.8 days); a later schedule is re-armed when that timer fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class WorkQueue {
   private readonly opts: QueueOptions;
   private readonly handler: (key: string) => Promise<HandlerResult>;
-  private readonly queue: string[] = [];
-  /** Keys added as urgent: served before `queue`. */
-  private readonly urgent: string[] = [];
-  private readonly queued = new Set<string>();
-  private readonly processing = new Set<string>();
-  private readonly dirtyWhileProcessing = new Set<string>();
-  private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly onError: (key: string, err: unknown, retryInMs: number) => void;
+  private readonly clock: Clock;
+  /** Waiting keys by lane (a Set keeps insertion order and removes in O(1)). */
+  private readonly lanes: Set<string>[] = PRIORITIES.map(() => new Set<string>());
+  /** The lane of each waiting key. */
+  private readonly laneOf = new Map<string, number>();
+  /** When each waiting key entered the queue (a move to a higher lane keeps it). */
+  private readonly since = new Map<string, number>();
+  private readonly processing = new Set<string>();
+  /** Keys added while they ran, with the highest priority asked for. */
+  private readonly dirtyWhileProcessing = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  /** Each scheduled key's time; the heap may hold older entries for a key, skipped when they surface. */
+  private readonly due = new Map<string, { at: number; seq: number }>();
+  private readonly schedule = new DeadlineHeap<string>();
+  private seq = 0;
+  private timer?: { handle: unknown; at: number };
+  private starts = 0;
   private running = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -32,62 +68,72 @@ export class WorkQueue {
     opts: QueueOptions,
     handler: (key: string) => Promise<HandlerResult>,
     onError: (key: string, err: unknown, retryInMs: number) => void = () => undefined,
+    clock: Clock = realClock,
   ) {
     this.opts = opts;
     this.handler = handler;
     this.onError = onError;
+    this.clock = clock;
   }
 
   /** Keys waiting to run (not counting those running or scheduled for later). */
   get depth(): number {
-    return this.queue.length + this.urgent.length;
+    return this.laneOf.size;
   }
 
+  /** Keys waiting in one lane. */
+  depthOf(priority: Priority): number {
+    return (this.lanes[LANE[priority]] as Set<string>).size;
+  }
+
+  /** Keys scheduled for later. */
   get scheduled(): number {
-    return this.timers.size;
+    return this.due.size;
   }
 
-  /** Queues `key`; an `urgent` one runs before every non-urgent key waiting (e.g. a first issuance). */
-  add(key: string, urgent = false): void {
+  /** Keys running now. */
+  get active(): number {
+    return this.running;
+  }
+
+  /**
+   * Queues `key` in the lane of `priority` (see the top of this file); a key already waiting in a lower
+   * lane moves up, one in a higher lane stays. `true` is the same as 'urgent', `false` as 'normal'.
+   */
+  add(key: string, priority: Priority | boolean = 'normal'): void {
     if (this.stopped) return;
+    const lane = LANE[priority === true ? 'urgent' : priority === false ? 'normal' : priority];
     if (this.processing.has(key)) {
-      this.dirtyWhileProcessing.add(key);
+      const before = this.dirtyWhileProcessing.get(key);
+      if (before === undefined || lane < before) this.dirtyWhileProcessing.set(key, lane);
       return;
     }
-    if (this.queued.has(key)) {
-      if (urgent && !this.urgent.includes(key)) {
-        const i = this.queue.indexOf(key);
-        if (i >= 0) this.queue.splice(i, 1);
-        this.urgent.push(key);
-      }
-      return;
+    const current = this.laneOf.get(key);
+    if (current !== undefined) {
+      if (lane >= current) return;
+      (this.lanes[current] as Set<string>).delete(key);
+    } else {
+      this.since.set(key, this.clock.now());
     }
-    this.queued.add(key);
-    (urgent ? this.urgent : this.queue).push(key);
+    this.laneOf.set(key, lane);
+    (this.lanes[lane] as Set<string>).add(key);
     this.pump();
   }
 
-  /** Runs `key` after `delayMs`, unless it is already scheduled sooner. */
+  /** Runs `key` after `delayMs` in the 'due' lane, unless it is already scheduled sooner. */
   addAfter(key: string, delayMs: number): void {
     if (this.stopped) return;
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, 'due');
       return;
     }
-    const at = Date.now() + delayMs;
-    const existing = this.timers.get(key);
+    const at = this.clock.now() + delayMs;
+    const existing = this.due.get(key);
     if (existing && existing.at <= at) return;
-    if (existing) clearTimeout(existing.timer);
-    // Timers beyond ~24.8 days overflow setTimeout; a resync reaches those keys long before.
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(key);
-        this.add(key);
-      },
-      Math.min(delayMs, 2 ** 31 - 1),
-    );
-    timer.unref();
-    this.timers.set(key, { at, timer });
+    const seq = this.seq++;
+    this.due.set(key, { at, seq });
+    this.schedule.push({ deadline: at, seq, key });
+    this.arm();
   }
 
   /** The delay before retry number `failures` of a key: base * 2^(n-1), capped. */
@@ -107,17 +153,79 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-    this.queue.length = 0;
-    this.urgent.length = 0;
-    this.queued.clear();
+    if (this.timer) this.clock.clearTimeout(this.timer.handle);
+    this.timer = undefined;
+    this.due.clear();
+    this.schedule.clear();
+    for (const lane of this.lanes) lane.clear();
+    this.laneOf.clear();
+    this.since.clear();
+  }
+
+  /** Moves every key whose time has come into the 'due' lane, in the order of their times. */
+  private release(): void {
+    const now = this.clock.now();
+    for (let top = this.schedule.peek(); top && top.deadline <= now; top = this.schedule.peek()) {
+      this.schedule.pop();
+      const cur = this.due.get(top.key);
+      if (!cur || cur.seq !== top.seq) continue;
+      this.due.delete(top.key);
+      this.add(top.key, 'due');
+    }
+  }
+
+  /** Keeps one timer armed for the earliest scheduled key. */
+  private arm(): void {
+    // Stale heap entries at the top would arm needless wake-ups: drop them first.
+    for (let top = this.schedule.peek(); top; top = this.schedule.peek()) {
+      if (this.due.get(top.key)?.seq === top.seq) break;
+      this.schedule.pop();
+    }
+    const next = this.schedule.peek();
+    if (!next) {
+      if (this.timer) this.clock.clearTimeout(this.timer.handle);
+      this.timer = undefined;
+      return;
+    }
+    if (this.timer && this.timer.at <= next.deadline) return;
+    if (this.timer) this.clock.clearTimeout(this.timer.handle);
+    const delay = Math.min(Math.max(0, next.deadline - this.clock.now()), MAX_TIMER_MS);
+    const handle = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      this.release();
+      this.arm();
+    }, delay);
+    handle.unref?.();
+    this.timer = { handle, at: next.deadline };
+  }
+
+  /** The next key to start: the top non-empty lane, or every fairShare-th start the next lane below it. */
+  private next(): { key: string; lane: number } | undefined {
+    const lanes = this.lanes;
+    const top = lanes.findIndex((l) => l.size > 0);
+    if (top < 0) return undefined;
+    let lane = top;
+    const share = this.opts.fairShare ?? 8;
+    if (share > 0 && ++this.starts % share === 0) {
+      const lower = lanes.findIndex((l, i) => i > top && l.size > 0);
+      if (lower >= 0) lane = lower;
+    }
+    const set = lanes[lane] as Set<string>;
+    const key = set.values().next().value as string;
+    set.delete(key);
+    this.laneOf.delete(key);
+    return { key, lane };
   }
 
   private pump(): void {
-    while (!this.stopped && this.running < this.opts.concurrency && this.depth > 0) {
-      const key = (this.urgent.length > 0 ? this.urgent.shift() : this.queue.shift()) as string;
-      this.queued.delete(key);
+    while (!this.stopped && this.running < this.opts.concurrency) {
+      const next = this.next();
+      if (next === undefined) break;
+      const { key, lane } = next;
+      const since = this.since.get(key);
+      this.since.delete(key);
+      this.opts.onStart?.(key, this.clock.now() - (since ?? this.clock.now()), PRIORITIES[lane] as Priority);
       this.processing.add(key);
       this.running++;
       void this.process(key);
@@ -143,7 +251,11 @@ export class WorkQueue {
     } finally {
       this.processing.delete(key);
       this.running--;
-      if (this.dirtyWhileProcessing.delete(key)) this.add(key);
+      const dirty = this.dirtyWhileProcessing.get(key);
+      if (dirty !== undefined) {
+        this.dirtyWhileProcessing.delete(key);
+        this.add(key, PRIORITIES[dirty] as Priority);
+      }
       this.pump();
     }
   }

@@ -57,11 +57,18 @@ export class WriteMemory<T extends Meta> {
     else this.written.delete(key);
   }
 
-  /** The watch delivered a change: a remembered write it has caught up with is dropped. */
-  seen(key: string, obj: T): void {
+  /**
+   * The watch delivered a change: a remembered write it has caught up with is dropped. True when the change
+   * is that write itself (same resourceVersion): the echo of this process's own write, which the reconcile
+   * that wrote it has already acted on.
+   */
+  seen(key: string, obj: T): boolean {
     this.tombstones.delete(key);
     const mine = this.written.get(key);
-    if (mine && fresher(obj, mine) !== mine) this.written.delete(key);
+    if (!mine || fresher(obj, mine) === mine) return false;
+    this.written.delete(key);
+    const version = rv(obj);
+    return version !== undefined && version === rv(mine);
   }
 
   /** The watch delivered a deletion: nothing written before it may answer for the object again. */

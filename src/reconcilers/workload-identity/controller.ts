@@ -21,7 +21,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import type { CaState, IdentityPolicy } from './plan.ts';
 import { Reconciler, type ReconcileLogger } from './reconciler.ts';
 import { SecretClaims } from './secret-claims.ts';
-import { WorkQueue } from '../../controller-runtime/queue.ts';
+import { WorkQueue, type Priority } from '../../controller-runtime/queue.ts';
 import {
   GROUP,
   MANAGED_BY_LABEL,
@@ -105,7 +105,6 @@ export class Controller {
   private synced = false;
   private caRetry?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
-  private readonly enqueuedAt = new Map<string, number>();
   private readonly claims = new SecretClaims();
   private readonly caListeners: (() => void)[] = [];
 
@@ -147,7 +146,9 @@ export class Controller {
       o.informer,
     );
 
-    this.pacer = new Pacer<string>(o.issuanceRate, (key) => this.enqueue(key));
+    // A granted re-issuance is due work: it goes ahead of watch changes and resyncs, so its turn is not
+    // spent waiting behind them (and the token is not wasted).
+    this.pacer = new Pacer<string>(o.issuanceRate, (key) => this.enqueue(key, 'due'));
     this.rotation = new CaRotation({
       kc: o.kc,
       caSecret: o.caSecret,
@@ -189,13 +190,28 @@ export class Controller {
       log: o.log,
     });
     this.queue = new WorkQueue(
-      { concurrency: o.concurrency, baseDelayMs: 1000, maxDelayMs: 5 * 60_000 },
+      {
+        concurrency: o.concurrency,
+        baseDelayMs: 1000,
+        maxDelayMs: 5 * 60_000,
+        onStart: (_key, waitedMs, priority) => o.metrics.queueLatency.observe({ priority }, waitedMs / 1000),
+      },
       async (key) => {
-        const queued = this.enqueuedAt.get(key);
-        this.enqueuedAt.delete(key);
-        if (queued) o.metrics.queueLatency.observe((Date.now() - queued) / 1000);
         o.metrics.queueDepth.set(this.queue.depth);
-        return this.reconciler.reconcile(key);
+        o.metrics.scheduled.set(this.queue.scheduled);
+        o.metrics.pacerBacklog.set(this.pacer.backlog);
+        o.metrics.active.set(this.queue.active);
+        const started = performance.now();
+        let result = 'success';
+        try {
+          return await this.reconciler.reconcile(key);
+        } catch (err) {
+          result = 'error';
+          throw err;
+        } finally {
+          o.metrics.reconcileSeconds.observe({ result }, (performance.now() - started) / 1000);
+          o.metrics.active.set(this.queue.active - 1);
+        }
       },
       (key, err, retryInMs) => {
         o.metrics.reconcileErrors.inc();
@@ -213,17 +229,21 @@ export class Controller {
             this.enqueue(other);
           return;
         }
-        this.reconciler.identitySeen(wi);
+        const echo = this.reconciler.identitySeen(wi);
         for (const other of this.claims.update(wi)) this.enqueue(other);
+        // The echo of the operator's own status write: the reconcile that wrote it has already scheduled
+        // what comes next, so a renewal costs one reconcile, not three.
+        if (echo) return;
         // An identity without an SVID yet goes ahead of re-checks (a CA change queues every identity), so
         // a pod waiting for its first Secret never waits behind a backlog.
-        this.enqueue(key, !wi.status?.serialNumber);
+        this.enqueue(key, wi.status?.serialNumber ? 'normal' : 'urgent');
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
         if (event === 'delete') this.reconciler.secretDeleted(secret);
-        else this.reconciler.secretSeen(secret);
+        // The echo of the operator's own Secret write (see above).
+        else if (this.reconciler.secretSeen(secret)) return;
         const owner = secret.metadata?.labels?.[OWNER_LABEL];
         if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
       });
@@ -234,9 +254,8 @@ export class Controller {
     this.caInformer.on(() => this.reloadCa());
   }
 
-  private enqueue(key: string, first = false): void {
-    if (!this.enqueuedAt.has(key)) this.enqueuedAt.set(key, Date.now());
-    this.queue.add(key, first);
+  private enqueue(key: string, priority: Priority = 'normal'): void {
+    this.queue.add(key, priority);
     this.o.metrics.queueDepth.set(this.queue.depth);
   }
 
@@ -339,8 +358,9 @@ export class Controller {
     await Promise.all(this.identities.informers.map((i) => i.synced));
     this.synced = true;
     if (this.o.resyncMs > 0) {
+      // Lowest priority: a resync looks for drift, so it never delays a renewal that is due.
       this.resyncTimer = setInterval(() => {
-        for (const key of this.identities.keys()) this.enqueue(key);
+        for (const key of this.identities.keys()) this.enqueue(key, 'resync');
       }, this.o.resyncMs);
       this.resyncTimer.unref();
     }

@@ -35,7 +35,12 @@ export class ControllerMetrics {
   /** The identities the per-identity gauges report (the controller's cache, see identitiesFrom). */
   private identities: () => Iterable<WorkloadIdentity> = () => [];
   readonly queueDepth: Gauge;
-  readonly queueLatency: Histogram;
+  readonly queueLatency: Histogram<'priority'>;
+  readonly reconcileSeconds: Histogram<'result'>;
+  readonly apiRequestSeconds: Histogram<'verb' | 'resource' | 'code'>;
+  readonly scheduled: Gauge;
+  readonly active: Gauge;
+  readonly pacerBacklog: Gauge;
   readonly caExpiry: Gauge;
   readonly leader: Gauge;
 
@@ -97,8 +102,38 @@ export class ControllerMetrics {
     });
     this.queueLatency = new Histogram({
       name: 'svid_operator_workqueue_latency_seconds',
-      help: 'Time a key waited in the queue before it was reconciled',
+      help: 'Time a key waited in the queue before it was reconciled, by the lane it waited in (urgent, due, normal, resync)',
+      labelNames: ['priority'],
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers: r,
+    });
+    this.reconcileSeconds = new Histogram({
+      name: 'svid_operator_reconcile_duration_seconds',
+      help: 'Time one reconcile of an identity took (its API writes included), by result (success, error)',
+      labelNames: ['result'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    });
+    this.apiRequestSeconds = new Histogram({
+      name: 'svid_operator_api_request_duration_seconds',
+      help: "Round trip of the reconciler's API requests by verb, resource (secret, status) and HTTP code class",
+      labelNames: ['verb', 'resource', 'code'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.scheduled = new Gauge({
+      name: 'svid_operator_workqueue_scheduled',
+      help: 'Keys scheduled to run later (renewal times, retries), not yet in the queue',
+      registers: r,
+    });
+    this.active = new Gauge({
+      name: 'svid_operator_workqueue_active',
+      help: 'Reconciles running now (at most --concurrency)',
+      registers: r,
+    });
+    this.pacerBacklog = new Gauge({
+      name: 'svid_operator_issuance_pacer_backlog',
+      help: 'Re-issuances waiting for an --issuance-rate token',
       registers: r,
     });
     this.caExpiry = new Gauge({

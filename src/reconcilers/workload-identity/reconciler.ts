@@ -120,9 +120,12 @@ export class Reconciler {
     this.svids.forget(key);
   }
 
-  /** The watch delivered a managed Secret: a remembered write it has caught up with is dropped. */
-  secretSeen(secret: k8s.V1Secret): void {
-    this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+  /**
+   * The watch delivered a managed Secret: a remembered write it has caught up with is dropped. True when it
+   * is the echo of this process's own write (nothing new to reconcile).
+   */
+  secretSeen(secret: k8s.V1Secret): boolean {
+    return this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
   /** The newest known version of an identity: the cached one, or this process's own later status write. */
@@ -131,8 +134,8 @@ export class Reconciler {
   }
 
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
-  identitySeen(wi: WorkloadIdentity): void {
-    this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
+  identitySeen(wi: WorkloadIdentity): boolean {
+    return this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
   }
 
   async reconcile(key: string): Promise<HandlerResult> {
@@ -371,7 +374,9 @@ export class Reconciler {
 
   private async createSecret(wi: WorkloadIdentity, body: k8s.V1Secret): Promise<k8s.V1Secret> {
     await this.d.apiLimiter.take();
-    return this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body);
+    return this.timed('create', 'secret', () =>
+      this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body),
+    );
   }
 
   /**
@@ -397,10 +402,12 @@ export class Reconciler {
       previousController: controller?.uid,
     });
     await this.d.apiLimiter.take();
-    return this.json.patch<k8s.V1Secret>(
-      paths.secret(wi.metadata.namespace, wi.spec.secretName),
-      body,
-      'strategic',
+    return this.timed('patch', 'secret', () =>
+      this.json.patch<k8s.V1Secret>(
+        paths.secret(wi.metadata.namespace, wi.spec.secretName),
+        body,
+        'strategic',
+      ),
     );
   }
 
@@ -442,10 +449,12 @@ export class Reconciler {
     let written: k8s.V1Secret;
     try {
       await this.d.apiLimiter.take();
-      written = await this.json.patch<k8s.V1Secret>(
-        paths.secret(wi.metadata.namespace, wi.spec.secretName),
-        body,
-        'strategic',
+      written = await this.timed('patch', 'secret', () =>
+        this.json.patch<k8s.V1Secret>(
+          paths.secret(wi.metadata.namespace, wi.spec.secretName),
+          body,
+          'strategic',
+        ),
       );
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
@@ -540,17 +549,42 @@ export class Reconciler {
     return { requeueAfterMs: delay };
   }
 
+  /** One API request, its round trip observed by verb, resource and answer class. */
+  private async timed<T>(verb: string, resource: string, request: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let code = '2xx';
+    try {
+      return await request();
+    } catch (err) {
+      code = codeClass(err);
+      throw err;
+    } finally {
+      this.d.metrics.apiRequestSeconds.observe(
+        { verb, resource, code },
+        (performance.now() - started) / 1000,
+      );
+    }
+  }
+
   private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
-    const updated = await this.json.patch<WorkloadIdentity>(
-      paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
-      { status },
-      'merge',
+    const updated = await this.timed('patch', 'status', () =>
+      this.json.patch<WorkloadIdentity>(
+        paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
+        { status },
+        'merge',
+      ),
     );
     this.d.metrics.apiWrites.inc({ kind: 'status' });
     this.writtenIdentities.wrote(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
   }
+}
+
+/** An API answer's code as a low-cardinality label: 2xx, 4xx, 5xx, or error (no answer). */
+function codeClass(err: unknown): string {
+  if (err instanceof KubeApiError) return `${Math.floor(err.code / 100)}xx`;
+  return 'error';
 }
 
 /** An error as a status message: what failed, never a request body (which could hold key material). */

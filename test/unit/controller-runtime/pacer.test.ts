@@ -1,33 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { FairDeadlineQueue, Pacer, type PacerClock } from '../../../src/controller-runtime/pacer.ts';
-
-/** A clock the test moves by hand; timers fire only when it is advanced past them. */
-class FakeClock implements PacerClock {
-  t = 0;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number) => {
-    const id = ++this.ids;
-    this.timers.push({ at: this.t + ms, fn, id });
-    return { id } as { unref?(): void };
-  };
-  clearTimeout = (t: unknown) => {
-    this.timers = this.timers.filter((x) => x.id !== (t as { id: number }).id);
-  };
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((x) => x !== next);
-      this.t = next.at;
-      next.fn();
-    }
-    this.t = end;
-  }
-}
+import { FairDeadlineQueue, Pacer } from '../../../src/controller-runtime/pacer.ts';
+import { FakeClock } from '../../support/fake-clock.ts';
 
 describe('pacing', () => {
   it('orders by earliest deadline within a group', () => {

@@ -79,50 +79,5 @@ describe('work queue', () => {
     await q.idle();
     expect(maxActive).to.equal(3);
   });
-
-  it('retries failures with exponential backoff per key, and resets it on success', async () => {
-    const times: number[] = [];
-    let failuresLeft = 3;
-    const errors: number[] = [];
-    const q = new WorkQueue(
-      { concurrency: 1, baseDelayMs: 20, maxDelayMs: 1000 },
-      async () => {
-        times.push(Date.now());
-        if (failuresLeft-- > 0) throw new Error('transient');
-        return undefined;
-      },
-      (_k, _e, retryInMs) => errors.push(retryInMs),
-    );
-    q.add('k');
-    while (times.length < 4) await sleep(10);
-    expect(errors).to.deep.equal([20, 40, 80]);
-    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
-    expect(gaps[0]).to.be.at.least(18);
-    expect(gaps[2]).to.be.at.least(75);
-    expect(q.failuresOf('k')).to.equal(0);
-    expect(q.backoffMs(20)).to.equal(1000);
-    q.stop();
-  });
-
-  it('requeues at the time the handler asks, and an earlier schedule wins', async () => {
-    const runs: number[] = [];
-    const start = Date.now();
-    let first = true;
-    const q = new WorkQueue({ concurrency: 1, baseDelayMs: 10, maxDelayMs: 100 }, async () => {
-      runs.push(Date.now() - start);
-      if (first) {
-        first = false;
-        return { requeueAfterMs: 60 };
-      }
-      return undefined;
-    });
-    q.add('k');
-    await sleep(10);
-    q.addAfter('k', 500);
-    expect(q.scheduled).to.equal(1);
-    await sleep(100);
-    expect(runs).to.have.length(2);
-    expect(runs[1]).to.be.at.least(55);
-    q.stop();
-  });
+  // Backoff, requeue times and lanes run on an injected clock: queue-schedule.test.ts.
 });
