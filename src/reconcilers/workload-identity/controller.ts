@@ -99,6 +99,8 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private caState: CaState = { ok: false, message: 'the CA Secret has not been read yet' };
   private caVersion = '';
+  /** The CA load in progress (or the last one): loads run one after another, never side by side. */
+  private caLoad: Promise<void> = Promise.resolve();
   private readonly rotation: CaRotation;
   private readonly pacer: Pacer<string>;
   /** Every cache listed once (the rotation only advances on complete caches). */
@@ -274,8 +276,19 @@ export class Controller {
     }
   }
 
-  /** Reads the CA Secret from the cache, validates it, and hands it to the rotation. */
-  private async reloadCa(force = false): Promise<void> {
+  /**
+   * Reads the CA Secret from the cache, validates it, and hands it to the rotation, after any load already
+   * under way. The CA informer's first event starts a load, and start() awaits this too: it must wait for
+   * that load to finish, not return because the version was already taken, or the first reconciles would
+   * report CAUnavailable ("not read yet") and write a status that the finished load writes back at once.
+   */
+  private reloadCa(force = false): Promise<void> {
+    const run = this.caLoad.then(() => this.reloadCaNow(force));
+    this.caLoad = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadCaNow(force: boolean): Promise<void> {
     const { namespace, name } = this.o.caSecret;
     const secret = this.caInformer.get(`${namespace}/${name}`);
     const version = secret?.metadata?.resourceVersion ?? 'absent';
