@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { demoFailedRequests, demoIssuances, demoRequests } from '../harness/demo-output.ts';
 import { getControlPlane } from '../harness/shared-control-plane.ts';
 
 const run = promisify(execFile);
@@ -36,10 +37,7 @@ describe('npm run demo', function () {
       ['server', new Set()],
       ['client', new Set()],
     ]);
-    for (const m of stdout.matchAll(
-      /\] (server|client) +(?:issued|renewed) +serial ([0-9a-f]{16})… +(\S+)/g,
-    )) {
-      const [, sa = '', serial = '', spiffeId] = m;
+    for (const { sa, serial, spiffeId } of demoIssuances(stdout)) {
       expect(spiffeId).to.equal(id(sa));
       issued.get(sa)?.add(serial);
     }
@@ -47,17 +45,13 @@ describe('npm run demo', function () {
     expect(issued.get('client')?.size, 'client issuances').to.be.at.least(2);
 
     // What each request saw: the caller's ID and serial as the server verified them, the server's serial.
-    const requests = [
-      ...stdout.matchAll(
-        /request (\d+): (\S+) +caller (\S+) serial ([0-9a-f]{16})…(?: \(new\))? +→ +server (\S+) serial ([0-9a-f]{16})…/g,
-      ),
-    ];
-    const failed = stdout.split('\n').filter((l) => /request \d+: FAILED/.test(l));
+    const requests = demoRequests(stdout);
+    const failed = demoFailedRequests(stdout);
     expect(failed, 'failed requests').to.deep.equal([]);
     expect(requests.length, 'requests').to.be.at.least(30);
     const callerSerials = new Set<string>();
     const serverSerials = new Set<string>();
-    for (const [, , status, caller, callerSerial = '', server, serverSerial = ''] of requests) {
+    for (const { status, caller, callerSerial, server, serverSerial } of requests) {
       expect(status).to.equal('200');
       expect(caller).to.equal(id('client'));
       expect(server).to.equal(id('server'));

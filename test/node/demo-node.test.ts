@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { demoFailedRequests, demoIssuances, demoRequests } from '../harness/demo-output.ts';
 import { requireNodeHost } from '../harness/node-host.ts';
 
 const run = promisify(execFile);
@@ -32,25 +33,18 @@ describe('npm run demo -- --node', function () {
       ['server', new Set()],
       ['client', new Set()],
     ]);
-    for (const m of stdout.matchAll(
-      /\] (server|client) +(?:issued|renewed) +serial ([0-9a-f]{16})… +(\S+)/g,
-    )) {
-      const [, sa = '', serial = '', spiffeId] = m;
+    for (const { sa, serial, spiffeId } of demoIssuances(stdout)) {
       expect(spiffeId).to.equal(id(sa));
       issued.get(sa)?.add(serial);
     }
 
-    const requests = [
-      ...stdout.matchAll(
-        /request (\d+): (\S+) +caller (\S+) serial ([0-9a-f]{16})…(?: \(new\))? +→ +server (\S+) serial ([0-9a-f]{16})…/g,
-      ),
-    ];
-    const failed = stdout.split('\n').filter((l) => /request \d+: FAILED/.test(l));
+    const requests = demoRequests(stdout);
+    const failed = demoFailedRequests(stdout);
     expect(failed, 'failed requests').to.deep.equal([]);
     expect(requests.length, 'requests').to.be.at.least(40);
     const callerSerials = new Set<string>();
     const serverSerials = new Set<string>();
-    for (const [, , status, caller, callerSerial = '', server, serverSerial = ''] of requests) {
+    for (const { status, caller, callerSerial, server, serverSerial } of requests) {
       expect(status).to.equal('200');
       expect(caller).to.equal(id('client'));
       expect(server).to.equal(id('server'));
