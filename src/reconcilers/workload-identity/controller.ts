@@ -52,6 +52,8 @@ export interface ControllerOptions {
   /** Empty: all namespaces. */
   watchNamespaces: string[];
   concurrency: number;
+  /** Identities whose Secret and status writes are in flight at once, outside the reconcile slots. */
+  writesInFlight: number;
   /**
    * Re-issuances per second at most for identities that still hold a valid SVID (a CA change, renewals),
    * so a CA change does not flood the API server. First issuances and broken SVIDs are not paced by it.
@@ -197,15 +199,12 @@ export class Controller {
     this.queue = new WorkQueue(
       {
         concurrency: o.concurrency,
+        writeConcurrency: o.writesInFlight,
         baseDelayMs: 1000,
         maxDelayMs: 5 * 60_000,
         onStart: (_key, waitedMs, priority) => o.metrics.queueLatency.observe({ priority }, waitedMs / 1000),
       },
       async (key) => {
-        o.metrics.queueDepth.set(this.queue.depth);
-        o.metrics.scheduled.set(this.queue.scheduled);
-        o.metrics.pacerBacklog.set(this.pacer.backlog);
-        o.metrics.active.set(this.queue.active);
         const started = performance.now();
         let result = 'success';
         try {
@@ -215,7 +214,6 @@ export class Controller {
           throw err;
         } finally {
           o.metrics.reconcileSeconds.observe({ result }, (performance.now() - started) / 1000);
-          o.metrics.active.set(this.queue.active - 1);
         }
       },
       (key, err, retryInMs) => {
@@ -252,6 +250,13 @@ export class Controller {
     }
     // The per-identity gauges, computed on each scrape from the newest view of every identity.
     o.metrics.identitiesFrom(() => this.currentIdentities());
+    o.metrics.queueFrom(() => ({
+      depth: this.queue.depth,
+      scheduled: this.queue.scheduled,
+      active: this.queue.active,
+      writing: this.queue.writing,
+      pacerBacklog: this.pacer.backlog,
+    }));
     // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
     this.caInformer.on(() => this.reloadCa());
   }
@@ -271,7 +276,6 @@ export class Controller {
 
   private enqueue(key: string, priority: Priority = 'normal'): void {
     this.queue.add(key, priority);
-    this.o.metrics.queueDepth.set(this.queue.depth);
   }
 
   private setCaState(next: CaState): void {

@@ -1,7 +1,7 @@
 // The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import type * as k8s from '@kubernetes/client-node';
-import { issuedSvidFacts, issueSvid, type IssuedSvid } from '../../pki/index.ts';
+import { issuedSvidFacts, issueSvid, type IssuedSvid, type LoadedCa } from '../../pki/index.ts';
 import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
@@ -191,14 +191,28 @@ export class Reconciler {
         return this.reportFailure(wi, p);
       case 'rebundle':
         return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
-      case 'keep':
+      case 'keep': {
         this.d.pacer.cancel(key);
         this.failures.delete(key);
-        await this.writeStatus(
+        const status = this.readyStatus(
           wi,
-          this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+          p,
+          p.serialNumber,
+          p.notBefore,
+          p.notAfter,
+          p.renewalTime,
+          'Issued',
         );
-        return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
+        if (statusEqual(wi.status, status))
+          return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
+        // A status to bring up to date (after a restart, a spec change that kept the SVID): in a write slot.
+        return {
+          writes: async () => {
+            await this.writeStatus(wi, status);
+            return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
+          },
+        };
+      }
       case 'issue':
         return this.issue(wi, p, secret, secretKey);
     }
@@ -311,6 +325,37 @@ export class Reconciler {
         key: p.desired.key,
         now: this.now(),
       });
+    } catch (err) {
+      return this.issuanceFailed(wi, p, started, err);
+    }
+    // Decided and signed: the Secret and status writes run in a write slot, not in this reconcile's
+    // (queue.ts), so the slot is not held for their two round trips.
+    return { writes: () => this.writeIssued(wi, p, existing, secretKey, state.ca, svid, started) };
+  }
+
+  private issuanceFailed(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'issue' }>,
+    started: number,
+    err: unknown,
+  ): Promise<HandlerResult> {
+    this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
+    this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
+    return this.reportIssuanceFailure(wi, err);
+  }
+
+  /** Writes a newly issued SVID: its Secret, then the identity's status (which says what the Secret holds). */
+  private async writeIssued(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'issue' }>,
+    existing: k8s.V1Secret | undefined,
+    secretKey: string,
+    ca: LoadedCa,
+    svid: IssuedSvid,
+    started: number,
+  ): Promise<HandlerResult> {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    try {
       // What was sent, not the answer: if the stored data differs, its digest does and it is inspected.
       const sent = svidData(svid);
       // The copy kept until the watch catches up holds no SVID data unless the answer differs from what was
@@ -322,10 +367,10 @@ export class Reconciler {
         return kept;
       };
       if (p.create)
-        await this.createSecret(wi, secretKey, buildSecret(wi, svid, state.ca.fingerprint, undefined), keep);
-      else await this.patchSecret(wi, secretKey, svid, state.ca.fingerprint, existing, p.cause, keep);
+        await this.createSecret(wi, secretKey, buildSecret(wi, svid, ca.fingerprint, undefined), keep);
+      else await this.patchSecret(wi, secretKey, svid, ca.fingerprint, existing, p.cause, keep);
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
-      this.svids.wrote(secretKey, sent, state.ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
+      this.svids.wrote(secretKey, sent, ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
     } catch (err) {
       const conflict = isConflict(err);
       if (conflict && p.create) {
@@ -334,14 +379,14 @@ export class Reconciler {
         this.mustRead.add(secretKey);
         return { requeueAfterMs: 0 };
       }
-      this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
-      this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
       // A 409 means the Secret changed under us: the next attempt re-reads it.
       if (conflict) {
+        this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
+        this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
         this.writtenSecrets.forget(secretKey);
         throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
       }
-      return this.reportIssuanceFailure(wi, err);
+      return this.issuanceFailed(wi, p, started, err);
     }
     this.failures.delete(key);
     this.retryGate.delete(key);
@@ -368,7 +413,7 @@ export class Reconciler {
     );
     const readyCond = status.conditions?.find((c) => c.type === 'Ready');
     if (readyCond && svid.clampedToCa) {
-      readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(state.ca.notAfter)}): rotate the CA`;
+      readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(ca.notAfter)}): rotate the CA`;
     }
     await this.writeStatus(wi, status);
     this.d.log.info(`${reason.toLowerCase()} SVID`, {
@@ -503,6 +548,16 @@ export class Reconciler {
       metadata: { resourceVersion: existing.metadata?.resourceVersion },
       data: { 'ca.crt': Buffer.from(state.ca.trustBundlePem).toString('base64') },
     };
+    // In a write slot, like an issuance's writes.
+    return { writes: () => this.writeBundle(wi, p, body, secretKey) };
+  }
+
+  private async writeBundle(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'rebundle' }>,
+    body: { metadata: { resourceVersion?: string }; data: Record<string, string> },
+    secretKey: string,
+  ): Promise<HandlerResult> {
     try {
       await this.d.apiLimiter.take();
       await this.send(
