@@ -210,9 +210,13 @@ describe('chaos: kills, outages, failover and API errors', function () {
       const renewed = await waitReady(kc, ns, 'failover', 60_000, first.status?.serialNumber);
       expect(Date.now()).to.be.below(Date.parse(first.status?.notAfter ?? ''));
       expect(b.logs.some((l) => l.message === 'became leader')).to.equal(true);
-      expect(
-        b.logs.some((l) => l.message === 'renewed SVID' && l.serial === renewed.status?.serialNumber),
-      ).to.equal(true);
+      // The standby logs the renewal once its status write has answered, which can be after this test read
+      // the new status from the API server: wait for the line rather than expect it already read.
+      const line = await b.waitForLog(
+        (l) => l.message === 'renewed SVID' && l.serial === renewed.status?.serialNumber,
+        10_000,
+      );
+      expect(line.identity).to.equal(`${ns}/failover`);
     } finally {
       await a.stop();
       await b.stop();
