@@ -129,6 +129,9 @@ export interface ClusterResult {
     /** Reconciles running at the sample (of --concurrency), mean and max over the window. */
     activeReconcilesMean: number | null;
     activeReconcilesMax: number | null;
+    /** Identities whose Secret and status writes were in flight at the sample (of --writes-in-flight). */
+    writingMean: number | null;
+    writingMax: number | null;
     /** Reconciles in the window, and their duration (bucket upper bounds of the operator's histogram). */
     reconciles: number | null;
     /** Reconciles that failed and were retried with backoff. */
@@ -200,6 +203,8 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       pacerBacklogMax: null,
       activeReconcilesMean: null,
       activeReconcilesMax: null,
+      writingMean: null,
+      writingMax: null,
       reconciles: null,
       reconcileErrors: null,
       reconcileP50Ms: null,

@@ -15,6 +15,7 @@ const COUNTER_METRICS = [
   'svid_operator_workqueue_depth',
   'svid_operator_issuance_pacer_backlog',
   'svid_operator_workqueue_active',
+  'svid_operator_workqueue_writing',
 ];
 
 export async function counters(op: OperatorProcess) {
@@ -30,6 +31,7 @@ export async function counters(op: OperatorProcess) {
     depth: sum('svid_operator_workqueue_depth'),
     pacerBacklog: sum('svid_operator_issuance_pacer_backlog'),
     active: sum('svid_operator_workqueue_active'),
+    writing: sum('svid_operator_workqueue_writing'),
   };
 }
 export type Counters = Awaited<ReturnType<typeof counters>>;

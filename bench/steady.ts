@@ -74,6 +74,7 @@ export async function measureSteady(
     const depths: number[] = [];
     const backlogs: number[] = [];
     const actives: number[] = [];
+    const writing: number[] = [];
     const firstText = await ctx.op.metrics();
     let prev = await counters(ctx.op);
     let prevCpu = await cpuSeconds(pid);
@@ -92,6 +93,7 @@ export async function measureSteady(
       depths.push(now.depth);
       backlogs.push(now.pacerBacklog);
       actives.push(now.active);
+      writing.push(now.writing);
       prev = now;
       prevCpu = cpu;
       prevAt = at;
@@ -120,6 +122,8 @@ export async function measureSteady(
     out.pacerBacklogMax = Math.max(...backlogs);
     out.activeReconcilesMean = actives.reduce((a, b) => a + b, 0) / actives.length;
     out.activeReconcilesMax = Math.max(...actives);
+    out.writingMean = writing.reduce((a, b) => a + b, 0) / writing.length;
+    out.writingMax = Math.max(...writing);
     // Where a reconcile's time goes (the operator's histograms, over the window; bucket upper bounds).
     const q = (name: string, labels: Record<string, string>, quantile: number) =>
       quantileBetween(

@@ -15,6 +15,15 @@
 //
 // The schedule is one min-heap with one timer for its earliest entry (not a timer per key), on an injected
 // clock (clock.ts), so tests drive time by hand.
+//
+// Writes run outside the reconcile slots. A handler that has decided and needs API writes to finish returns
+// them as `writes` instead of awaiting them: the key keeps its reconcile slot until one of
+// `writeConcurrency` write slots is free (first come, first served), then gives the reconcile slot back and
+// its writes run in the write slot. The key stays in process until they end (a re-add waits, as for any
+// running key), and what they return (a later run, or an error and its backoff) counts as the handler's. So
+// a reconcile slot is held for the decision and never for an API round trip, the writes in flight are
+// bounded on their own, and when every write slot is busy the reconcile slots fill with keys waiting for one
+// (backpressure: at most concurrency + writeConcurrency keys in process).
 import { realClock, type Clock } from './clock.ts';
 import { DeadlineHeap } from './deadline-heap.ts';
 
@@ -24,12 +33,20 @@ export interface QueueOptions {
   maxDelayMs: number;
   /** Every n-th start serves a lower lane when a higher one is busy (default 8; 0: strict priority). */
   fairShare?: number;
+  /** Keys whose `writes` run at once (default: concurrency). */
+  writeConcurrency?: number;
   /** Called as a key starts: how long it waited in its lane, and the lane it left. */
   onStart?: (key: string, waitedMs: number, priority: Priority) => void;
 }
 
-/** What a handler asks for: nothing, a run at a later time, or a retry with backoff. */
-export type HandlerResult = { requeueAfterMs?: number } | undefined;
+/**
+ * What a handler asks for: nothing, a run at a later time, or a retry with backoff (it threw); or writes to
+ * run in a write slot (see the top of this file), whose own result then counts.
+ */
+export type HandlerResult =
+  | { requeueAfterMs?: number; writes?: undefined }
+  | { writes: () => Promise<HandlerResult>; requeueAfterMs?: undefined }
+  | undefined;
 
 export const PRIORITIES = ['urgent', 'due', 'normal', 'resync'] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -61,6 +78,10 @@ export class WorkQueue {
   private timer?: { handle: unknown; at: number };
   private starts = 0;
   private running = 0;
+  /** Keys running their writes. */
+  private writers = 0;
+  /** Keys holding a reconcile slot until a write slot is free, first come first served. */
+  private writeWaiters: ((go: boolean) => void)[] = [];
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -91,9 +112,14 @@ export class WorkQueue {
     return this.due.size;
   }
 
-  /** Keys running now. */
+  /** Reconcile slots in use: keys deciding, or holding their slot while they wait for a write slot. */
   get active(): number {
     return this.running;
+  }
+
+  /** Keys whose writes are in flight (at most writeConcurrency). */
+  get writing(): number {
+    return this.writers;
   }
 
   /**
@@ -145,14 +171,22 @@ export class WorkQueue {
     return this.failures.get(key) ?? 0;
   }
 
-  /** Resolves when nothing is queued or running (scheduled keys do not count). */
+  /** Resolves when nothing is queued, running or writing (scheduled keys do not count). */
   idle(): Promise<void> {
-    if (this.depth === 0 && this.running === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private isIdle(): boolean {
+    return this.depth === 0 && this.processing.size === 0;
+  }
+
+  /** Stops starting keys; writes waiting for a slot are not run (those running finish). */
   stop(): void {
     this.stopped = true;
+    const waiting = this.writeWaiters;
+    this.writeWaiters = [];
+    for (const w of waiting) w(false);
     if (this.timer) this.clock.clearTimeout(this.timer.handle);
     this.timer = undefined;
     this.due.clear();
@@ -230,16 +264,50 @@ export class WorkQueue {
       this.running++;
       void this.process(key);
     }
-    if (this.depth === 0 && this.running === 0) {
+    if (this.isIdle()) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
   }
 
+  /** Resolves true when a write slot is the caller's, false when the queue stopped first. */
+  private writeSlot(): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    if (this.writers < (this.opts.writeConcurrency ?? this.opts.concurrency)) {
+      this.writers++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.writeWaiters.push(resolve));
+  }
+
+  /** A write slot came free: the longest waiter gets it. */
+  private writeSlotFreed(): void {
+    this.writers--;
+    const next = this.writeWaiters.shift();
+    if (next) {
+      this.writers++;
+      next(true);
+    }
+  }
+
   private async process(key: string): Promise<void> {
+    let slotHeld = true;
     try {
-      const result = await this.handler(key);
+      let result = await this.handler(key);
+      if (result?.writes) {
+        const writes = result.writes;
+        if (!(await this.writeSlot())) return;
+        // The decision is made: the reconcile slot goes to the next key while the writes are in flight.
+        this.running--;
+        slotHeld = false;
+        this.pump();
+        try {
+          result = await writes();
+        } finally {
+          this.writeSlotFreed();
+        }
+      }
       this.failures.delete(key);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
@@ -250,7 +318,7 @@ export class WorkQueue {
       this.addAfter(key, delay);
     } finally {
       this.processing.delete(key);
-      this.running--;
+      if (slotHeld) this.running--;
       const dirty = this.dirtyWhileProcessing.get(key);
       if (dirty !== undefined) {
         this.dirtyWhileProcessing.delete(key);

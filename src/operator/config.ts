@@ -19,6 +19,7 @@ export interface OperatorConfig {
   metricsBindAddress: string;
   healthProbeBindAddress: string;
   concurrency: number;
+  writesInFlight: number;
   apiQps: number;
   issuanceRate: number;
   resyncSeconds: number;
@@ -64,11 +65,17 @@ export const OPTIONS = {
   'leader-election-id': { env: 'SVID_LEADER_ELECTION_ID', default: 'svid-operator' },
   'metrics-bind-address': { env: 'SVID_METRICS_BIND_ADDRESS', default: ':8080' },
   'health-probe-bind-address': { env: 'SVID_HEALTH_PROBE_BIND_ADDRESS', default: ':8081' },
-  // Reconciles in flight. A reconcile that writes holds its slot for two API round trips (Secret, then
-  // status); one that only reads the caches holds it for well under a millisecond. 32 keeps renewals of
-  // 10,000 10-minute SVIDs (25 a second, ~50 at the peaks) on time at 50-500 ms API latency; the API
-  // requests themselves stay bounded by --api-qps.
+  // Reconciles in flight: a slot is held to read the caches, decide and sign (about a millisecond), not for
+  // API writes, which run in a write slot (--writes-in-flight); a key waiting for a write slot keeps its
+  // reconcile slot, so when the writes are the limit, new work waits in the queue (backpressure).
   concurrency: { env: 'SVID_CONCURRENCY', default: '32' },
+  // Identities whose writes (Secret, then status, in that order) are in flight at once. Renewing 10,000
+  // 10-minute SVIDs takes ~51 writes/s on average (25.6 renewals); at the 250 ms median and multi-second
+  // tail of a loaded API server that is ~30 renewals in flight on average and twice that at the peaks, so
+  // 64. Each in-flight write occupies one seat of the operator's API Priority and Fairness level
+  // (workload-low: ~245 seats on a default API server, shared with other service accounts, whose flows APF
+  // queues fairly against the operator's); --api-qps still bounds the rate.
+  'writes-in-flight': { env: 'SVID_WRITES_IN_FLIGHT', default: '64' },
   // A ceiling against a runaway loop, not the pace: API Priority and Fairness (on since Kubernetes 1.20,
   // GA in 1.29) queues the operator fairly within its priority level (workload-low for a ServiceAccount),
   // and controller-runtime dropped its client-side default (100/150) for that reason. 400 is about what one
@@ -208,6 +215,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     metricsBindAddress: get('metrics-bind-address') ?? ':8080',
     healthProbeBindAddress: get('health-probe-bind-address') ?? ':8081',
     concurrency: number('concurrency', 1),
+    writesInFlight: number('writes-in-flight', 1),
     apiQps: number('api-qps', 1),
     issuanceRate: number('issuance-rate', 0.1),
     resyncSeconds: resyncPeriod(),

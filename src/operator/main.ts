@@ -68,6 +68,7 @@ export async function runOperator(
     untrackedLifetimeMs: config.podCertificates.enabled ? config.podCertificates.durationSeconds * 1000 : 0,
     watchNamespaces: config.watchNamespaces,
     concurrency: config.concurrency,
+    writesInFlight: config.writesInFlight,
     issuanceRate: config.issuanceRate,
     apiQps: config.apiQps,
     resyncMs: config.resyncSeconds * 1000,

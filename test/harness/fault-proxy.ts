@@ -29,7 +29,12 @@ export type Fault =
   /** Forward, and close the connection this long after the response started: cuts watches mid-stream. */
   | { kind: 'cut'; afterMs: number }
   /** Forward after a pause, e.g. to push a request past a client's deadline. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /**
+   * Forward at once, and hold the API server's answer this long before relaying it: the request has taken
+   * effect (watchers see it) while its client still waits for the response.
+   */
+  | { kind: 'hold'; ms: number };
 
 export interface FaultRule {
   /** Key for stats() and removeRule(). */
@@ -219,6 +224,7 @@ export class FaultProxy {
   private readonly ruleStats = new Map<string, RuleStats>();
   private readonly streams = new Set<Stream>();
   private requests = 0;
+  private holding = 0;
   private forwarded = 0;
   private injectedTotal = 0;
 
@@ -300,6 +306,11 @@ export class FaultProxy {
       injected: this.injectedTotal,
       rules: [...this.ruleStats.values()].map((r) => ({ ...r })),
     };
+  }
+
+  /** Answers the API server has given that a 'hold' fault is still keeping from their clients. */
+  heldResponses(): number {
+    return this.holding;
   }
 
   /** Responses still streaming through the proxy: watches, mostly. */
@@ -444,6 +455,9 @@ export class FaultProxy {
         res.on('close', () => clearTimeout(timer));
         return;
       }
+      case 'hold':
+        this.count(installed);
+        return this.forward(req, res, method, url, undefined, fault.ms);
     }
   }
 
@@ -457,6 +471,7 @@ export class FaultProxy {
     method: string,
     url: string,
     onResponse?: () => boolean,
+    holdMs = 0,
   ): void {
     if (req.socket.destroyed) return;
     this.forwarded++;
@@ -475,13 +490,30 @@ export class FaultProxy {
         upstreamRes.resume();
         return;
       }
-      res.writeHead(upstreamRes.statusCode ?? 502, endToEnd(upstreamRes.headers));
-      // Watches send their first event only when something changes; the client should see the
-      // headers (and its connection established) at once.
-      res.flushHeaders();
-      this.streams.add(stream);
-      upstreamRes.pipe(res);
-      upstreamRes.on('error', () => req.socket.destroy());
+      const relay = () => {
+        res.writeHead(upstreamRes.statusCode ?? 502, endToEnd(upstreamRes.headers));
+        // Watches send their first event only when something changes; the client should see the
+        // headers (and its connection established) at once.
+        res.flushHeaders();
+        this.streams.add(stream);
+        upstreamRes.pipe(res);
+        upstreamRes.on('error', () => req.socket.destroy());
+      };
+      if (holdMs <= 0) return relay();
+      upstreamRes.pause();
+      this.holding++;
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        this.holding--;
+        clearTimeout(timer);
+      };
+      const timer = setTimeout(() => {
+        release();
+        relay();
+      }, holdMs);
+      res.on('close', release);
     });
     // The API server unreachable looks to the client like it would without the proxy: no answer.
     upstreamReq.on('error', () => req.socket.destroy());

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import type { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { FaultProxy, statusBody } from '../harness/fault-proxy.ts';
+import { until } from '../harness/identities.ts';
 import { getControlPlane, kubeConfig } from '../harness/shared-control-plane.ts';
 
 const run = promisify(execFile);
@@ -86,6 +87,24 @@ describe('fault proxy in front of the API server', function () {
     expect(stats.requests).to.be.at.least(3);
     expect(stats.forwarded).to.equal(stats.requests);
     expect(stats.injected).to.equal(0);
+  });
+
+  it("'hold' applies the request and keeps its answer from the client until the hold ends", async () => {
+    proxy.addRule({ name: 'hold-create', method: 'POST', fault: { kind: 'hold', ms: 5000 }, times: 1 });
+    let answered = false;
+    const create = viaProxy
+      .createNamespacedConfigMap({ namespace: ns, body: configMap('held') })
+      .then((cm) => ((answered = true), cm));
+    // The API server has stored it while the client still waits for the answer.
+    const stored = await until('the held create to be stored', 30_000, async () =>
+      direct.readNamespacedConfigMap({ namespace: ns, name: 'held' }).catch(() => undefined),
+    );
+    expect(proxy.heldResponses()).to.equal(1);
+    expect(answered).to.equal(false);
+    const created = await create;
+    expect(created.metadata?.resourceVersion).to.equal(stored.metadata?.resourceVersion);
+    expect(proxy.heldResponses()).to.equal(0);
+    expect(proxy.stats().rules).to.deep.equal([{ name: 'hold-create', matched: 1, injected: 1 }]);
   });
 
   it('answers 429 with Retry-After for the next N matching requests, then lets them pass', async () => {

@@ -52,6 +52,8 @@ export interface ControllerOptions {
   /** Empty: all namespaces. */
   watchNamespaces: string[];
   concurrency: number;
+  /** Identities whose Secret and status writes are in flight at once, outside the reconcile slots. */
+  writesInFlight: number;
   /**
    * Re-issuances per second at most for identities that still hold a valid SVID (a CA change, renewals),
    * so a CA change does not flood the API server. First issuances and broken SVIDs are not paced by it.
@@ -190,19 +192,21 @@ export class Controller {
       apiLimiter,
       metrics: o.metrics,
       log: o.log,
+      // Held watch events that were not the echo of the write in flight: changes, as if seen now.
+      changed: {
+        secret: (secret) => this.secretChanged(secret),
+        identity: (wi) => this.identityChanged(wi),
+      },
     });
     this.queue = new WorkQueue(
       {
         concurrency: o.concurrency,
+        writeConcurrency: o.writesInFlight,
         baseDelayMs: 1000,
         maxDelayMs: 5 * 60_000,
         onStart: (_key, waitedMs, priority) => o.metrics.queueLatency.observe({ priority }, waitedMs / 1000),
       },
       async (key) => {
-        o.metrics.queueDepth.set(this.queue.depth);
-        o.metrics.scheduled.set(this.queue.scheduled);
-        o.metrics.pacerBacklog.set(this.pacer.backlog);
-        o.metrics.active.set(this.queue.active);
         const started = performance.now();
         let result = 'success';
         try {
@@ -212,7 +216,6 @@ export class Controller {
           throw err;
         } finally {
           o.metrics.reconcileSeconds.observe({ result }, (performance.now() - started) / 1000);
-          o.metrics.active.set(this.queue.active - 1);
         }
       },
       (key, err, retryInMs) => {
@@ -223,7 +226,6 @@ export class Controller {
 
     for (const informer of this.identities.informers) {
       informer.on((event, wi) => {
-        const key = keyOf(wi);
         if (event === 'delete') {
           this.reconciler.identityDeleted(wi);
           // Identities that shared its secretName decide again who gets the Secret.
@@ -231,34 +233,51 @@ export class Controller {
             this.enqueue(other);
           return;
         }
-        const echo = this.reconciler.identitySeen(wi);
+        const seen = this.reconciler.identitySeen(wi);
         for (const other of this.claims.update(wi)) this.enqueue(other);
         // The echo of the operator's own status write: the reconcile that wrote it has already scheduled
-        // what comes next, so a renewal costs one reconcile, not three.
-        if (echo) return;
-        // An identity without an SVID yet goes ahead of re-checks (a CA change queues every identity), so
-        // a pod waiting for its first Secret never waits behind a backlog.
-        this.enqueue(key, wi.status?.serialNumber ? 'normal' : 'urgent');
+        // what comes next, so a renewal costs one reconcile, not three. An event that arrives while a status
+        // write of the identity is in flight is held until the write answers, and comes back through
+        // identityChanged unless it is that write's echo.
+        if (seen === 'change') this.identityChanged(wi);
       });
     }
     for (const informer of this.secrets.informers) {
       informer.on((event, secret) => {
         if (event === 'delete') this.reconciler.secretDeleted(secret);
-        // The echo of the operator's own Secret write (see above).
-        else if (this.reconciler.secretSeen(secret)) return;
-        const owner = secret.metadata?.labels?.[OWNER_LABEL];
-        if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
+        // The echo of the operator's own Secret write, or held while one is in flight (see above).
+        else if (this.reconciler.secretSeen(secret) !== 'change') return;
+        this.secretChanged(secret);
       });
     }
     // The per-identity gauges, computed on each scrape from the newest view of every identity.
     o.metrics.identitiesFrom(() => this.currentIdentities());
+    o.metrics.queueFrom(() => ({
+      depth: this.queue.depth,
+      scheduled: this.queue.scheduled,
+      active: this.queue.active,
+      writing: this.queue.writing,
+      pacerBacklog: this.pacer.backlog,
+    }));
     // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
     this.caInformer.on(() => this.reloadCa());
   }
 
+  /** A watch saw an identity change (not the echo of the operator's own write). */
+  private identityChanged(wi: WorkloadIdentity): void {
+    // An identity without an SVID yet goes ahead of re-checks (a CA change queues every identity), so a pod
+    // waiting for its first Secret never waits behind a backlog.
+    this.enqueue(keyOf(wi), wi.status?.serialNumber ? 'normal' : 'urgent');
+  }
+
+  /** A watch saw a managed Secret change or go (not the echo of the operator's own write): its owner looks. */
+  private secretChanged(secret: k8s.V1Secret): void {
+    const owner = secret.metadata?.labels?.[OWNER_LABEL];
+    if (owner) this.enqueue(`${secret.metadata?.namespace}/${owner}`);
+  }
+
   private enqueue(key: string, priority: Priority = 'normal'): void {
     this.queue.add(key, priority);
-    this.o.metrics.queueDepth.set(this.queue.depth);
   }
 
   private setCaState(next: CaState): void {

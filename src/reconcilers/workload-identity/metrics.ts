@@ -21,6 +21,15 @@ export function identitySamples(wi: WorkloadIdentity): {
   return { ready, expiry: seconds(status?.notAfter), renewal: seconds(status?.renewalTime) };
 }
 
+/** What the work queue and the pacer hold now (read on each scrape). */
+export interface QueueView {
+  depth: number;
+  scheduled: number;
+  active: number;
+  writing: number;
+  pacerBacklog: number;
+}
+
 /** The operator's Prometheus metrics. Label values are identity names, never secrets. */
 export class ControllerMetrics {
   readonly registry: Registry;
@@ -40,7 +49,10 @@ export class ControllerMetrics {
   readonly apiRequestSeconds: Histogram<'verb' | 'resource' | 'code'>;
   readonly scheduled: Gauge;
   readonly active: Gauge;
+  readonly writing: Gauge;
   readonly pacerBacklog: Gauge;
+  /** The queue the queue gauges read on each scrape (see queueFrom). */
+  private queue: () => QueueView | undefined = () => undefined;
   readonly caExpiry: Gauge;
   readonly leader: Gauge;
 
@@ -95,10 +107,18 @@ export class ControllerMetrics {
       registers: r,
       collect: () => this.samples((v) => v.ready),
     });
+    // The queue's gauges are read from it on each scrape (queueFrom), not set on every change.
+    const queue = () => this.queue();
+    const fromQueue = (pick: (q: QueueView) => number) =>
+      function (this: Gauge) {
+        const q = queue();
+        if (q) this.set(pick(q));
+      };
     this.queueDepth = new Gauge({
       name: 'svid_operator_workqueue_depth',
       help: 'Keys waiting in the work queue',
       registers: r,
+      collect: fromQueue((q) => q.depth),
     });
     this.queueLatency = new Histogram({
       name: 'svid_operator_workqueue_latency_seconds',
@@ -109,7 +129,7 @@ export class ControllerMetrics {
     });
     this.reconcileSeconds = new Histogram({
       name: 'svid_operator_reconcile_duration_seconds',
-      help: 'Time one reconcile of an identity took (its API writes included), by result (success, error)',
+      help: 'Time one reconcile of an identity held its slot (reads and decision, signing; its Secret and status writes run after, in a write slot), by result (success, error)',
       labelNames: ['result'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: r,
@@ -125,16 +145,25 @@ export class ControllerMetrics {
       name: 'svid_operator_workqueue_scheduled',
       help: 'Keys scheduled to run later (renewal times, retries), not yet in the queue',
       registers: r,
+      collect: fromQueue((q) => q.scheduled),
     });
     this.active = new Gauge({
       name: 'svid_operator_workqueue_active',
-      help: 'Reconciles running now (at most --concurrency)',
+      help: 'Reconcile slots in use (at most --concurrency): deciding, or waiting for a write slot',
       registers: r,
+      collect: fromQueue((q) => q.active),
+    });
+    this.writing = new Gauge({
+      name: 'svid_operator_workqueue_writing',
+      help: 'Identities whose Secret and status writes are in flight (at most --writes-in-flight)',
+      registers: r,
+      collect: fromQueue((q) => q.writing),
     });
     this.pacerBacklog = new Gauge({
       name: 'svid_operator_issuance_pacer_backlog',
       help: 'Re-issuances waiting for an --issuance-rate token',
       registers: r,
+      collect: fromQueue((q) => q.pacerBacklog),
     });
     this.caExpiry = new Gauge({
       name: 'svid_operator_ca_expiry_timestamp_seconds',
@@ -164,5 +193,10 @@ export class ControllerMetrics {
    */
   identitiesFrom(source: () => Iterable<WorkloadIdentity>): void {
     this.identities = source;
+  }
+
+  /** Where the queue gauges read the work queue and pacer from on each scrape. */
+  queueFrom(source: () => QueueView): void {
+    this.queue = source;
   }
 }

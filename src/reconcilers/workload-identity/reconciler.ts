@@ -1,7 +1,7 @@
 // The reconcile loop's body: read the WorkloadIdentity and its Secret, decide with plan(), and make the
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import type * as k8s from '@kubernetes/client-node';
-import { issuedSvidFacts, issueSvid, type IssuedSvid } from '../../pki/index.ts';
+import { issuedSvidFacts, issueSvid, type IssuedSvid, type LoadedCa } from '../../pki/index.ts';
 import { renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
@@ -13,7 +13,8 @@ import {
   withOnlyDecisionMetadata,
   withOnlySvidData,
 } from './slim.ts';
-import { WriteMemory } from '../../controller-runtime/write-memory.ts';
+import { WriteMemory, type Seen } from '../../controller-runtime/write-memory.ts';
+import type { Meta } from '../../controller-runtime/informer.ts';
 import { paths, type KubeClient } from '../../kube/client.ts';
 import { isConflict, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import type { RateLimiter } from '../../controller-runtime/limiter.ts';
@@ -63,6 +64,14 @@ export interface ReconcilerDeps {
   metrics: ControllerMetrics;
   log: ReconcileLogger;
   now?: () => Date;
+  /**
+   * A watch event held while this process's own write of the object was in flight turned out not to be
+   * that write's echo (write-memory.ts): handle it as a change seen now.
+   */
+  changed?: {
+    secret(secret: k8s.V1Secret): void;
+    identity(wi: WorkloadIdentity): void;
+  };
 }
 
 /** A foreign Secret is not watched (it lacks our label), so a conflict is re-checked on this period. */
@@ -90,8 +99,12 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
     this.json = deps.kc;
-    this.writtenSecrets = new WriteMemory(deps.secrets);
-    this.writtenIdentities = new WriteMemory(deps.identities);
+    this.writtenSecrets = new WriteMemory(deps.secrets, undefined, (_key, secret) =>
+      deps.changed?.secret(secret),
+    );
+    this.writtenIdentities = new WriteMemory(deps.identities, undefined, (_key, wi) =>
+      deps.changed?.identity(wi),
+    );
   }
 
   private now(): Date {
@@ -121,10 +134,11 @@ export class Reconciler {
   }
 
   /**
-   * The watch delivered a managed Secret: a remembered write it has caught up with is dropped. True when it
-   * is the echo of this process's own write (nothing new to reconcile).
+   * The watch delivered a managed Secret: a remembered write it has caught up with is dropped. 'echo' when
+   * it is this process's own write (nothing new to reconcile), 'held' while a write of it is in flight (it
+   * comes back through `changed` if it is not that write's echo), else 'change'.
    */
-  secretSeen(secret: k8s.V1Secret): boolean {
+  secretSeen(secret: k8s.V1Secret): Seen {
     return this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
   }
 
@@ -134,7 +148,7 @@ export class Reconciler {
   }
 
   /** The watch delivered an identity: as secretSeen, for the remembered status writes. */
-  identitySeen(wi: WorkloadIdentity): boolean {
+  identitySeen(wi: WorkloadIdentity): Seen {
     return this.writtenIdentities.seen(`${wi.metadata.namespace}/${wi.metadata.name}`, wi);
   }
 
@@ -177,14 +191,28 @@ export class Reconciler {
         return this.reportFailure(wi, p);
       case 'rebundle':
         return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
-      case 'keep':
+      case 'keep': {
         this.d.pacer.cancel(key);
         this.failures.delete(key);
-        await this.writeStatus(
+        const status = this.readyStatus(
           wi,
-          this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+          p,
+          p.serialNumber,
+          p.notBefore,
+          p.notAfter,
+          p.renewalTime,
+          'Issued',
         );
-        return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
+        if (statusEqual(wi.status, status))
+          return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
+        // A status to bring up to date (after a restart, a spec change that kept the SVID): in a write slot.
+        return {
+          writes: async () => {
+            await this.writeStatus(wi, status);
+            return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
+          },
+        };
+      }
       case 'issue':
         return this.issue(wi, p, secret, secretKey);
     }
@@ -289,7 +317,6 @@ export class Reconciler {
     if (!this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
     const started = performance.now();
     let svid: IssuedSvid;
-    let written: k8s.V1Secret;
     try {
       svid = await issueSvid(state.ca, {
         spiffeId: p.desired.spiffeId,
@@ -298,10 +325,52 @@ export class Reconciler {
         key: p.desired.key,
         now: this.now(),
       });
-      written = p.create
-        ? await this.createSecret(wi, buildSecret(wi, svid, state.ca.fingerprint, undefined))
-        : await this.patchSecret(wi, svid, state.ca.fingerprint, existing, p.cause);
+    } catch (err) {
+      return this.issuanceFailed(wi, p, started, err);
+    }
+    // Decided and signed: the Secret and status writes run in a write slot, not in this reconcile's
+    // (queue.ts), so the slot is not held for their two round trips.
+    return { writes: () => this.writeIssued(wi, p, existing, secretKey, state.ca, svid, started) };
+  }
+
+  private issuanceFailed(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'issue' }>,
+    started: number,
+    err: unknown,
+  ): Promise<HandlerResult> {
+    this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
+    this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
+    return this.reportIssuanceFailure(wi, err);
+  }
+
+  /** Writes a newly issued SVID: its Secret, then the identity's status (which says what the Secret holds). */
+  private async writeIssued(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'issue' }>,
+    existing: k8s.V1Secret | undefined,
+    secretKey: string,
+    ca: LoadedCa,
+    svid: IssuedSvid,
+    started: number,
+  ): Promise<HandlerResult> {
+    const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
+    try {
+      // What was sent, not the answer: if the stored data differs, its digest does and it is inspected.
+      const sent = svidData(svid);
+      // The copy kept until the watch catches up holds no SVID data unless the answer differs from what was
+      // sent.
+      const keep = (answer: k8s.V1Secret) => {
+        const kept = withOnlySvidData(answer);
+        const content = svidContent(kept.data);
+        if (content === svidContent(sent)) dropSvidData(kept, content);
+        return kept;
+      };
+      if (p.create)
+        await this.createSecret(wi, secretKey, buildSecret(wi, svid, ca.fingerprint, undefined), keep);
+      else await this.patchSecret(wi, secretKey, svid, ca.fingerprint, existing, p.cause, keep);
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
+      this.svids.wrote(secretKey, sent, ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
     } catch (err) {
       const conflict = isConflict(err);
       if (conflict && p.create) {
@@ -310,23 +379,15 @@ export class Reconciler {
         this.mustRead.add(secretKey);
         return { requeueAfterMs: 0 };
       }
-      this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
-      this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
       // A 409 means the Secret changed under us: the next attempt re-reads it.
       if (conflict) {
+        this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
+        this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
         this.writtenSecrets.forget(secretKey);
         throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
       }
-      return this.reportIssuanceFailure(wi, err);
+      return this.issuanceFailed(wi, p, started, err);
     }
-    // What was sent, not the answer: if the stored data differs, its digest does and it is inspected.
-    const sent = svidData(svid);
-    this.svids.wrote(secretKey, sent, state.ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
-    // The copy kept until the watch catches up holds no SVID data unless the answer differs from what was sent.
-    const kept = withOnlySvidData(written);
-    const content = svidContent(kept.data);
-    if (content === svidContent(sent)) dropSvidData(kept, content);
-    this.writtenSecrets.wrote(secretKey, kept);
     this.failures.delete(key);
     this.retryGate.delete(key);
     this.d.metrics.issuances.inc({ result: 'success', cause: p.cause });
@@ -352,7 +413,7 @@ export class Reconciler {
     );
     const readyCond = status.conditions?.find((c) => c.type === 'Ready');
     if (readyCond && svid.clampedToCa) {
-      readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(state.ca.notAfter)}): rotate the CA`;
+      readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(ca.notAfter)}): rotate the CA`;
     }
     await this.writeStatus(wi, status);
     this.d.log.info(`${reason.toLowerCase()} SVID`, {
@@ -372,11 +433,44 @@ export class Reconciler {
     return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
   }
 
-  private async createSecret(wi: WorkloadIdentity, body: k8s.V1Secret): Promise<k8s.V1Secret> {
+  private async createSecret(
+    wi: WorkloadIdentity,
+    secretKey: string,
+    body: k8s.V1Secret,
+    keep: (answer: k8s.V1Secret) => k8s.V1Secret,
+  ): Promise<k8s.V1Secret> {
     await this.d.apiLimiter.take();
-    return this.timed('create', 'secret', () =>
-      this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body),
+    return this.send(
+      this.writtenSecrets,
+      secretKey,
+      () =>
+        this.timed('create', 'secret', () =>
+          this.json.create<k8s.V1Secret>(paths.secrets(wi.metadata.namespace), body),
+        ),
+      keep,
     );
+  }
+
+  /**
+   * Sends one write of `key`, marked in flight in `memory` until it answers, so that its watch echo is
+   * recognised even when it arrives first (write-memory.ts); `keep(answer)` is what is remembered of it.
+   */
+  private async send<T extends Meta>(
+    memory: WriteMemory<T>,
+    key: string,
+    request: () => Promise<T>,
+    keep: (answer: T) => T = (answer) => answer,
+  ): Promise<T> {
+    memory.sending(key);
+    let answer: T;
+    try {
+      answer = await request();
+    } catch (err) {
+      memory.failed(key);
+      throw err;
+    }
+    memory.wrote(key, keep(answer));
+    return answer;
   }
 
   /**
@@ -386,10 +480,12 @@ export class Reconciler {
    */
   private async patchSecret(
     wi: WorkloadIdentity,
+    secretKey: string,
     svid: IssuedSvid,
     caFingerprint: string,
     existing: k8s.V1Secret | undefined,
     cause: string,
+    keep: (answer: k8s.V1Secret) => k8s.V1Secret,
   ): Promise<k8s.V1Secret> {
     let base = existing;
     if (cause === 'Tampered') {
@@ -402,12 +498,18 @@ export class Reconciler {
       previousController: controller?.uid,
     });
     await this.d.apiLimiter.take();
-    return this.timed('patch', 'secret', () =>
-      this.json.patch<k8s.V1Secret>(
-        paths.secret(wi.metadata.namespace, wi.spec.secretName),
-        body,
-        'strategic',
-      ),
+    return this.send(
+      this.writtenSecrets,
+      secretKey,
+      () =>
+        this.timed('patch', 'secret', () =>
+          this.json.patch<k8s.V1Secret>(
+            paths.secret(wi.metadata.namespace, wi.spec.secretName),
+            body,
+            'strategic',
+          ),
+        ),
+      keep,
     );
   }
 
@@ -446,15 +548,30 @@ export class Reconciler {
       metadata: { resourceVersion: existing.metadata?.resourceVersion },
       data: { 'ca.crt': Buffer.from(state.ca.trustBundlePem).toString('base64') },
     };
-    let written: k8s.V1Secret;
+    // In a write slot, like an issuance's writes.
+    return { writes: () => this.writeBundle(wi, p, body, secretKey) };
+  }
+
+  private async writeBundle(
+    wi: WorkloadIdentity,
+    p: Extract<Plan, { action: 'rebundle' }>,
+    body: { metadata: { resourceVersion?: string }; data: Record<string, string> },
+    secretKey: string,
+  ): Promise<HandlerResult> {
     try {
       await this.d.apiLimiter.take();
-      written = await this.timed('patch', 'secret', () =>
-        this.json.patch<k8s.V1Secret>(
-          paths.secret(wi.metadata.namespace, wi.spec.secretName),
-          body,
-          'strategic',
-        ),
+      await this.send(
+        this.writtenSecrets,
+        secretKey,
+        () =>
+          this.timed('patch', 'secret', () =>
+            this.json.patch<k8s.V1Secret>(
+              paths.secret(wi.metadata.namespace, wi.spec.secretName),
+              body,
+              'strategic',
+            ),
+          ),
+        withOnlySvidData,
       );
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
     } catch (err) {
@@ -466,7 +583,6 @@ export class Reconciler {
       }
       throw err;
     }
-    this.writtenSecrets.wrote(secretKey, withOnlySvidData(written));
     this.d.log.info('trust bundle updated', {
       identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
       serial: p.serialNumber,
@@ -569,15 +685,16 @@ export class Reconciler {
   private async writeStatus(wi: WorkloadIdentity, status: WorkloadIdentityStatus): Promise<void> {
     if (statusEqual(wi.status, status)) return;
     await this.d.apiLimiter.take();
-    const updated = await this.timed('patch', 'status', () =>
-      this.json.patch<WorkloadIdentity>(
-        paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
-        { status },
-        'merge',
+    await this.send(this.writtenIdentities, `${wi.metadata.namespace}/${wi.metadata.name}`, () =>
+      this.timed('patch', 'status', () =>
+        this.json.patch<WorkloadIdentity>(
+          paths.customStatus(GROUP, VERSION, wi.metadata.namespace, PLURAL, wi.metadata.name),
+          { status },
+          'merge',
+        ),
       ),
     );
     this.d.metrics.apiWrites.inc({ kind: 'status' });
-    this.writtenIdentities.wrote(`${wi.metadata.namespace}/${wi.metadata.name}`, updated);
   }
 }
 

@@ -122,3 +122,37 @@ describe('per-identity metrics', () => {
     expect(ready?.values).to.deep.equal([{ labels: { namespace: 'prod', name: 'a' }, value: 1 }]);
   });
 });
+
+describe('work queue metrics', () => {
+  const QUEUE_METRICS = {
+    svid_operator_workqueue_depth: 'depth',
+    svid_operator_workqueue_scheduled: 'scheduled',
+    svid_operator_workqueue_active: 'active',
+    svid_operator_workqueue_writing: 'writing',
+    svid_operator_issuance_pacer_backlog: 'pacerBacklog',
+  } as const;
+  const value = (text: string, name: string) =>
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${name} `))
+      ?.split(' ')[1];
+
+  it('reads the queue on each scrape, for the whole page and for one metric by name', async () => {
+    const m = new ControllerMetrics(new Registry());
+    let scrape = 0;
+    m.queueFrom(() => {
+      scrape++;
+      return { depth: 10 * scrape + 1, scheduled: 2, active: 3, writing: 4, pacerBacklog: 5 };
+    });
+    const first = await m.registry.metrics();
+    expect(Object.keys(QUEUE_METRICS).map((n) => value(first, n))).to.deep.equal(['11', '2', '3', '4', '5']);
+    const again = await m.registry.getSingleMetricAsString('svid_operator_workqueue_depth');
+    expect(value(again, 'svid_operator_workqueue_depth')).to.equal(String(10 * scrape + 1));
+    expect(scrape).to.be.greaterThan(5);
+  });
+
+  it('exports 0 before a controller gives it a queue', async () => {
+    const text = await new ControllerMetrics(new Registry()).registry.metrics();
+    for (const name of Object.keys(QUEUE_METRICS)) expect(value(text, name), name).to.equal('0');
+  });
+});
