@@ -59,7 +59,7 @@ const OPERATOR_LAUNCH = {
   script: fileURLToPath(new URL('../dist/src/operator/main.js', import.meta.url)),
   nodeArgs: ['--optimize-for-size', '--max-semi-space-size=2'],
 };
-const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2' };
+const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' };
 
 /** Compiles dist/ first, so the operator measured is the code in this tree. */
 async function build(): Promise<void> {

@@ -62,7 +62,7 @@ try {
   op = new OperatorProcess(
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
-    { MALLOC_ARENA_MAX: '2' },
+    { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' },
     { script, nodeArgs },
   );
   await op.start();
