@@ -41,6 +41,11 @@ export class StringPool {
 export class BundleInterner {
   private readonly bundles: StringPool;
   private readonly common = new StringPool(32);
+  /**
+   * Service accounts and SPIFFE IDs: many identities may share one, but a cluster can have thousands, so they
+   * have a pool of their own and never push the few values in `common` out.
+   */
+  private readonly accounts = new StringPool(1024);
 
   constructor(max = 8) {
     this.bundles = new StringPool(max);
@@ -84,7 +89,7 @@ export class BundleInterner {
     const spec = wi.spec;
     if (spec) {
       if (typeof spec.serviceAccountName === 'string')
-        spec.serviceAccountName = intern(spec.serviceAccountName);
+        spec.serviceAccountName = this.accounts.intern(spec.serviceAccountName);
       if (typeof spec.duration === 'string') spec.duration = intern(spec.duration);
       if (typeof spec.renewBefore === 'string') spec.renewBefore = intern(spec.renewBefore);
       if (spec.privateKey && typeof spec.privateKey.algorithm === 'string')
@@ -92,7 +97,7 @@ export class BundleInterner {
     }
     const status = wi.status;
     if (status) {
-      if (typeof status.spiffeID === 'string') status.spiffeID = intern(status.spiffeID);
+      if (typeof status.spiffeID === 'string') status.spiffeID = this.accounts.intern(status.spiffeID);
       if (Array.isArray(status.conditions)) {
         for (const c of status.conditions) {
           if (!c || typeof c !== 'object') continue;
