@@ -57,9 +57,9 @@ const BOUNDS = { minSeconds: 10, maxSeconds: 24 * 3600, minRenewBeforeSeconds: 5
 // flags and malloc setting.
 const OPERATOR_LAUNCH = {
   script: fileURLToPath(new URL('../dist/src/operator/main.js', import.meta.url)),
-  nodeArgs: ['--optimize-for-size', '--max-semi-space-size=2'],
+  nodeArgs: ['--optimize-for-size', '--max-semi-space-size=2', '--liftoff-only'],
 };
-const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' };
+const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /** Compiles dist/ first, so the operator measured is the code in this tree. */
 async function build(): Promise<void> {

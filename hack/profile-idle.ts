@@ -1,12 +1,11 @@
 // Where the idle operator's memory goes: starts the local control plane and the operator from this tree
-// (source, or dist/ with --dist) as the bench does (the chart's ServiceAccount, the image's MALLOC_ARENA_MAX and GLIBC_TUNABLES; the
+// (source, or dist/ with --dist) as the bench does (the chart's ServiceAccount, the image's MALLOC_ARENA_MAX; the
 // image's node flags unless --no-image-flags), waits until it is idle with no identities, then prints its
 // resident memory by kind of mapping (/proc/PID/smaps: the node binary's code and data, the malloc heap,
 // anonymous mappings, which hold V8's heap) and the V8 heap figures from its /metrics, and optionally
 // writes a heap snapshot (--heap FILE.heapsnapshot). For the issue 17 memory work.
 //   node hack/profile-idle.ts [--dist | --script FILE] [--no-image-flags] [--heap FILE] [--hold SECONDS]
-//     [--node-arg=--flag ...] (MALLOC_ARENA_MAX and GLIBC_TUNABLES from the environment, else the image's;
-//     GLIBC_TUNABLES= (empty) measures without the fixed mmap threshold)
+//     [--node-arg=--flag ...] (MALLOC_ARENA_MAX from the environment, else the image's 2)
 import { readdir, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,7 +35,7 @@ const TD = 'profile.example.org';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const heapDir = values.heap ? path.dirname(path.resolve(values.heap)) : os.tmpdir();
 const nodeArgs = [
-  ...(values['no-image-flags'] ? [] : ['--optimize-for-size', '--max-semi-space-size=2']),
+  ...(values['no-image-flags'] ? [] : ['--optimize-for-size', '--max-semi-space-size=2', '--liftoff-only']),
   '--heapsnapshot-signal=SIGUSR2',
   `--diagnostic-dir=${heapDir}`,
   ...(values['node-arg'] ?? []),
@@ -87,10 +86,7 @@ try {
   op = new OperatorProcess(
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
-    {
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
-      GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=65536',
-    },
+    { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' },
     { script, nodeArgs },
   );
   await op.start();

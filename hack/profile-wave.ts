@@ -39,6 +39,7 @@ const heapDir = values.heap ? path.dirname(path.resolve(values.heap)) : os.tmpdi
 const nodeArgs = [
   '--optimize-for-size',
   '--max-semi-space-size=2',
+  '--liftoff-only',
   '--heapsnapshot-signal=SIGUSR2',
   `--diagnostic-dir=${heapDir}`,
 ];
@@ -62,7 +63,7 @@ try {
   op = new OperatorProcess(
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
-    { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' },
+    { MALLOC_ARENA_MAX: '2' },
     { script, nodeArgs },
   );
   await op.start();
