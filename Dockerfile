@@ -49,6 +49,13 @@ ENTRYPOINT ["/usr/bin/tini", "--", "node"]
 # after a burst of issuances V8 kept a large young generation and a generously grown old space, and glibc
 # one malloc arena per thread; --optimize-for-size, a 2 MB semi-space and two arenas cut resident memory
 # by about half for some CPU.
+# --liftoff-only: the only WebAssembly the operator runs is undici's llhttp (the HTTP parser of its API
+# requests and watches). By default V8 recompiles its hot functions with the optimizing compiler, and each
+# compile frees multi-MB zones (7.5, 3.7, 1.9 MB, ...), which raises glibc's dynamic mmap threshold: later
+# allocations come from the brk heap and ~10 MB of freed memory stays resident (malloc_trim(0) from gdb on
+# the idle operator released 9.7-10.5 MB). Idle RSS, hack/profile-idle.ts: 87.7-89.2 MB without the flag,
+# 78.0-80.3 MB with it. A fixed glibc mmap threshold (GLIBC_TUNABLES) helped only some runs (80.6-89.0 MB).
+# Set from inside the process (v8.setFlagsFromString at start) it had no effect (87.7, 87.9 MB).
 FROM runtime
 ENV MALLOC_ARENA_MAX=2
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--optimize-for-size", "--max-semi-space-size=2", "dist/src/operator/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--optimize-for-size", "--max-semi-space-size=2", "--liftoff-only", "dist/src/operator/main.js"]

@@ -57,7 +57,7 @@ const BOUNDS = { minSeconds: 10, maxSeconds: 24 * 3600, minRenewBeforeSeconds: 5
 // flags and malloc setting.
 const OPERATOR_LAUNCH = {
   script: fileURLToPath(new URL('../dist/src/operator/main.js', import.meta.url)),
-  nodeArgs: ['--optimize-for-size', '--max-semi-space-size=2'],
+  nodeArgs: ['--optimize-for-size', '--max-semi-space-size=2', '--liftoff-only'],
 };
 const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2' };
 

@@ -39,6 +39,7 @@ const heapDir = values.heap ? path.dirname(path.resolve(values.heap)) : os.tmpdi
 const nodeArgs = [
   '--optimize-for-size',
   '--max-semi-space-size=2',
+  '--liftoff-only',
   '--heapsnapshot-signal=SIGUSR2',
   `--diagnostic-dir=${heapDir}`,
 ];

@@ -1,10 +1,10 @@
 // Finds the API server's configuration as kubectl and client-node's loadFromDefault do, in this order:
 // $KUBECONFIG, ~/.kube/config, the pod's in-cluster configuration. A kubeconfig that needs a feature we do
 // not implement is handed to @kubernetes/client-node, imported only then.
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fs } from '../builtins.ts';
 import { KubeClient } from './client.ts';
 import type { KubeTransport } from './connection.ts';
 import { directTransport } from './direct-transport.ts';
@@ -32,7 +32,7 @@ export async function loadTransport(env: NodeJS.ProcessEnv, o: LoadOptions = {})
   }
   if (listed.length === 1) return kubeconfigTransport(listed[0] as string);
   const home = path.join(o.home ?? os.homedir(), '.kube', 'config');
-  if (existsSync(home)) return kubeconfigTransport(home);
+  if (fs.existsSync(home)) return kubeconfigTransport(home);
   if (inCluster(env))
     return directTransport(inClusterConfig(env, o.serviceAccountDir ?? SERVICE_ACCOUNT_DIR));
   throw new KubeconfigError(

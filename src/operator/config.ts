@@ -1,6 +1,6 @@
 // Operator configuration from flags (controller-runtime style names) and environment variables (flags
 // win), validated before anything starts; every problem is reported at once with how to fix it.
-import { parseArgs } from 'node:util';
+import { util } from '../builtins.ts';
 import { patternProblem } from '../policy/index.ts';
 import { parseDuration } from '../renewal/index.ts';
 import { trustDomainProblem } from '../spiffe/index.ts';
@@ -113,7 +113,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
   }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    values = parseArgs({
+    values = util.parseArgs({
       args: argv,
       options: Object.fromEntries(
         Object.entries(OPTIONS).map(([flag, o]) => [flag, { type: 'string', multiple: 'multiple' in o }]),

@@ -1,6 +1,7 @@
-import http from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { http } from '../builtins.ts';
 
 export interface Probes {
   healthy(): boolean;
@@ -8,7 +9,7 @@ export interface Probes {
 }
 
 /** /healthz and /readyz. */
-export function healthServer(probes: Probes): http.Server {
+export function healthServer(probes: Probes): Server {
   return http.createServer((req, res) => {
     const check =
       req.url === '/healthz' ? probes.healthy() : req.url === '/readyz' ? probes.ready() : undefined;
@@ -25,7 +26,7 @@ export function healthServer(probes: Probes): http.Server {
  * skipped): the per-identity gauges make the whole page megabytes at 10,000 identities, far too costly to
  * render every second for a caller that needs a few counters (the bench samples its queue once a second).
  */
-export function metricsServer(registry: Registry): http.Server {
+export function metricsServer(registry: Registry): Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/metrics') {
@@ -47,7 +48,7 @@ export function metricsServer(registry: Registry): http.Server {
   });
 }
 
-export async function listen(server: http.Server, host: string, port: number): Promise<number> {
+export async function listen(server: Server, host: string, port: number): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

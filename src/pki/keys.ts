@@ -1,8 +1,8 @@
 import { generateKeyPair as generateKeyPairCb, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { util } from '../builtins.ts';
 import { PkiError } from './errors.ts';
 
-const generate = promisify(generateKeyPairCb);
+const generate = util.promisify(generateKeyPairCb);
 
 export type KeySpec =
   | { algorithm: 'ECDSA'; size: 256 | 384 }

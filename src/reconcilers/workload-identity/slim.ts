@@ -2,6 +2,7 @@
 // life, so what each copy carries decides its memory at 10,000 identities (measured by `npm run bench`).
 import type * as k8s from '@kubernetes/client-node';
 import { withoutManagedFields } from '../../controller-runtime/managed-fields.ts';
+import { ANNOTATION_RENEW_REQUEST } from './renew-request.ts';
 import { ANNOTATION_CA, ANNOTATION_NOT_AFTER, MANAGED_BY_LABEL, OWNER_LABEL } from './types.ts';
 
 /**
@@ -40,6 +41,11 @@ export class StringPool {
 export class BundleInterner {
   private readonly bundles: StringPool;
   private readonly common = new StringPool(32);
+  /**
+   * Service accounts and SPIFFE IDs: many identities may share one, but a cluster can have thousands, so they
+   * have a pool of their own and never push the few values in `common` out.
+   */
+  private readonly accounts = new StringPool(1024);
 
   constructor(max = 8) {
     this.bundles = new StringPool(max);
@@ -70,15 +76,37 @@ export class BundleInterner {
     return secret;
   };
 
-  /** An identity as the cache keeps it (slimIdentity), its apiVersion and kind shared. */
-  identity = <
-    T extends { apiVersion?: string; kind?: string; metadata: { annotations?: Record<string, string> } },
-  >(
-    wi: T,
-  ): T => {
+  /**
+   * An identity as the cache keeps it (slimIdentity), with one shared copy of the values many identities
+   * repeat: apiVersion and kind, the service account, duration, renewBefore and key algorithm, the SPIFFE ID
+   * (the same for every identity of one service account), and the Ready condition's type, status and reason.
+   */
+  identity = <T extends CachedIdentityShape>(wi: T): T => {
     slimIdentity(wi);
-    wi.apiVersion = this.common.intern(wi.apiVersion);
-    wi.kind = this.common.intern(wi.kind);
+    const intern = this.common.intern;
+    if (typeof wi.apiVersion === 'string') wi.apiVersion = intern(wi.apiVersion);
+    if (typeof wi.kind === 'string') wi.kind = intern(wi.kind);
+    const spec = wi.spec;
+    if (spec) {
+      if (typeof spec.serviceAccountName === 'string')
+        spec.serviceAccountName = this.accounts.intern(spec.serviceAccountName);
+      if (typeof spec.duration === 'string') spec.duration = intern(spec.duration);
+      if (typeof spec.renewBefore === 'string') spec.renewBefore = intern(spec.renewBefore);
+      if (spec.privateKey && typeof spec.privateKey.algorithm === 'string')
+        spec.privateKey.algorithm = intern(spec.privateKey.algorithm);
+    }
+    const status = wi.status;
+    if (status) {
+      if (typeof status.spiffeID === 'string') status.spiffeID = this.accounts.intern(status.spiffeID);
+      if (Array.isArray(status.conditions)) {
+        for (const c of status.conditions) {
+          if (!c || typeof c !== 'object') continue;
+          if (typeof c.type === 'string') c.type = intern(c.type);
+          if (typeof c.status === 'string') c.status = intern(c.status);
+          if (typeof c.reason === 'string') c.reason = intern(c.reason);
+        }
+      }
+    }
     return wi;
   };
 }
@@ -177,20 +205,66 @@ export function withOnlyDecisionMetadata(secret: k8s.V1Secret): k8s.V1Secret {
   return secret;
 }
 
-/** kubectl apply's copy of the whole object, which the operator never reads. */
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/** What BundleInterner.identity reads of an identity; any field may be missing or of another type. */
+export interface CachedIdentityShape {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name?: string; annotations?: Record<string, string> };
+  spec?: {
+    serviceAccountName?: string;
+    duration?: string;
+    renewBefore?: string;
+    privateKey?: { algorithm?: string };
+  };
+  status?: {
+    spiffeID?: string;
+    conditions?: { type?: string; status?: string; reason?: string }[];
+  };
+}
 
-/** What the identity cache keeps: everything but managedFields and kubectl's last-applied copy. */
+/**
+ * The metadata of a WorkloadIdentity that decisions read: its name and namespace, uid (owner references,
+ * events), creationTimestamp (which of two identities naming one Secret came first), generation
+ * (observedGeneration), resourceVersion, deletionTimestamp.
+ */
+const KEPT_IDENTITY_METADATA: readonly string[] = [
+  'name',
+  'namespace',
+  'uid',
+  'creationTimestamp',
+  'generation',
+  'resourceVersion',
+  'deletionTimestamp',
+];
+/** The only annotation the operator reads on an identity (svidctl renew). */
+const KEPT_IDENTITY_ANNOTATIONS: readonly string[] = [ANNOTATION_RENEW_REQUEST];
+
+/**
+ * What the identity cache keeps of the metadata: only what decisions read (KEPT_IDENTITY_METADATA and the
+ * renew-request annotation). managedFields, kubectl's last-applied copy, labels, other annotations,
+ * finalizers and owner references stay with the API server: the operator writes an identity only by a merge
+ * patch of its status, so nothing is lost by not holding them, and a user who pads an identity's metadata
+ * (up to the API server's limits) cannot make the operator hold it. The metadata is rebuilt, not deleted
+ * from (a delete leaves a slow dictionary-mode object; see managed-fields.ts).
+ */
 export function slimIdentity<T extends { metadata: { annotations?: Record<string, string> } }>(wi: T): T {
   withoutManagedFields(wi);
+  const from = wi.metadata as Record<string, unknown>;
+  const kept: Record<string, unknown> = {};
+  for (const key of KEPT_IDENTITY_METADATA) if (from[key] !== undefined) kept[key] = from[key];
   const annotations = wi.metadata.annotations;
-  if (annotations && LAST_APPLIED in annotations) {
-    const { [LAST_APPLIED]: _dropped, ...rest } = annotations;
-    // Rebuilt, not deleted from (a delete leaves a slow dictionary-mode object; see managed-fields.ts).
-    const { annotations: _all, ...metadata } = wi.metadata;
-    wi.metadata = (
-      Object.keys(rest).length > 0 ? { ...metadata, annotations: rest } : metadata
-    ) as T['metadata'];
+  if (annotations && typeof annotations === 'object') {
+    const pickedAnnotations: Record<string, string> = {};
+    let any = false;
+    for (const key of KEPT_IDENTITY_ANNOTATIONS) {
+      const value = annotations[key];
+      if (value !== undefined) {
+        pickedAnnotations[key] = value;
+        any = true;
+      }
+    }
+    if (any) kept.annotations = pickedAnnotations;
   }
+  wi.metadata = kept as T['metadata'];
   return wi;
 }

@@ -31,6 +31,7 @@ async function resolvedUrls(entry: string, kubeconfig?: string, request?: string
       if (process.env.TEST_REQUEST) urls.push('answer:' + JSON.stringify(await client.get(process.env.TEST_REQUEST)));
       await client.close();
     }
+    for (const m of process.moduleLoadList) urls.push('loaded:' + m);
     process.stdout.write(JSON.stringify(urls));
   `;
   const { stdout } = await run(
@@ -85,6 +86,14 @@ describe('the operator module graph', function () {
     expect(urls).not.to.include(url('packages/mtls/src/index.ts'));
     expect(urls).not.to.include(url('packages/mtls/src/server.ts'));
     expect(urls).not.to.include(url('node_modules/undici/index.js'));
+  });
+
+  it("never loads Node's bundled undici (fetch, WebSocket), which an ESM import of node:http does", async () => {
+    const urls = await resolvedUrls('src/operator/main.ts', await kubeconfig('token-2', { token: 't' }));
+    // The list is Node's own record of what it loaded (so an absent entry means something).
+    expect(urls).to.include('loaded:NativeModule http');
+    expect(urls).to.include('loaded:NativeModule tls');
+    expect(urls.filter((u) => u.startsWith('loaded:') && u.includes('deps/undici'))).to.deep.equal([]);
   });
 
   it('nor does loading a kubeconfig with a token', async () => {

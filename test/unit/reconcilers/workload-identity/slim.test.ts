@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import type * as k8s from '@kubernetes/client-node';
 import { withoutManagedFields } from '../../../../src/controller-runtime/managed-fields.ts';
 import {
@@ -120,7 +121,7 @@ describe('what the caches keep of a managed Secret and an identity', () => {
     });
   });
 
-  it("drops kubectl's last-applied copy and managedFields from an identity, keeping other annotations", () => {
+  it("drops kubectl's last-applied copy and managedFields from an identity, keeping the renew request", () => {
     const wi = {
       metadata: {
         name: 'a',
@@ -137,6 +138,98 @@ describe('what the caches keep of a managed Secret and an identity', () => {
     });
     const only = { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } } };
     expect(slimIdentity(only).metadata).to.deep.equal({});
+  });
+
+  // What an identity's metadata may carry, and what the cache keeps of it.
+  const decisionMetadata = {
+    name: 'a',
+    namespace: 'prod',
+    uid: '0b6c7f4e-1',
+    creationTimestamp: '2026-11-24T08:00:00Z',
+    generation: 3,
+    resourceVersion: '4711',
+  };
+  const identityCases: { name: string; metadata: Record<string, unknown>; kept: Record<string, unknown> }[] =
+    [
+      { name: 'the fields decisions read, as they were', metadata: decisionMetadata, kept: decisionMetadata },
+      {
+        name: 'a deletion in progress stays visible',
+        metadata: { ...decisionMetadata, deletionTimestamp: '2026-11-24T09:00:00Z' },
+        kept: { ...decisionMetadata, deletionTimestamp: '2026-11-24T09:00:00Z' },
+      },
+      {
+        name: 'labels, finalizers, owner references, generateName and unknown fields are not held',
+        metadata: {
+          ...decisionMetadata,
+          labels: { team: 'a', ['x'.repeat(63)]: 'y'.repeat(63) },
+          finalizers: ['example.com/keep'],
+          ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: 'u' }],
+          generateName: 'a-',
+          selfLink: '/apis/x',
+          futureField: { nested: 'x'.repeat(1000) },
+        },
+        kept: decisionMetadata,
+      },
+      {
+        name: "other annotations are not held (a user's padding costs the operator nothing)",
+        metadata: {
+          ...decisionMetadata,
+          annotations: { 'example.com/notes': 'z'.repeat(100_000), 'identity.svid.dev/other': 'x' },
+        },
+        kept: decisionMetadata,
+      },
+      {
+        name: 'the renew request is kept beside them, whatever its value',
+        metadata: {
+          ...decisionMetadata,
+          annotations: { 'example.com/notes': 'z', 'identity.svid.dev/renew-request': 'r'.repeat(5000) },
+        },
+        kept: { ...decisionMetadata, annotations: { 'identity.svid.dev/renew-request': 'r'.repeat(5000) } },
+      },
+      { name: 'empty metadata', metadata: {}, kept: {} },
+      {
+        name: 'annotations that are not an object',
+        metadata: { name: 'a', annotations: 'x' },
+        kept: { name: 'a' },
+      },
+    ];
+  for (const c of identityCases) {
+    it(`identity metadata: ${c.name}`, () => {
+      const wi = JSON.parse(JSON.stringify({ metadata: c.metadata })) as {
+        metadata: { annotations?: Record<string, string> };
+      };
+      expect(slimIdentity(wi).metadata).to.deep.equal(c.kept);
+    });
+  }
+
+  it('identity metadata: whatever else it carries, exactly the kept keys survive, unchanged (property)', () => {
+    const kept = new Set([
+      'name',
+      'namespace',
+      'uid',
+      'creationTimestamp',
+      'generation',
+      'resourceVersion',
+      'deletionTimestamp',
+    ]);
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string(), fc.jsonValue()),
+        fc.dictionary(fc.string(), fc.string()),
+        (metadata, annotations) => {
+          const wi = { metadata: { ...metadata, annotations } } as {
+            metadata: { annotations?: Record<string, string> };
+          };
+          const expected: Record<string, unknown> = {};
+          for (const [k, v] of Object.entries(metadata)) if (kept.has(k) && v !== undefined) expected[k] = v;
+          const renew = Object.hasOwn(annotations, 'identity.svid.dev/renew-request')
+            ? annotations['identity.svid.dev/renew-request']
+            : undefined;
+          if (renew !== undefined) expected.annotations = { 'identity.svid.dev/renew-request': renew };
+          expect(slimIdentity(wi).metadata).to.deep.equal(expected);
+        },
+      ),
+    );
   });
 });
 
@@ -184,8 +277,67 @@ describe('string pool (one copy of values every cached object repeats)', () => {
     const wi: { apiVersion: string; kind: string; metadata: { annotations?: Record<string, string> } } = {
       apiVersion: 'identity.svid.dev/v1alpha1',
       kind: 'WorkloadIdentity',
-      metadata: { annotations: { x: 'y' } },
+      metadata: { annotations: { 'identity.svid.dev/renew-request': 'y' } },
     };
     expect(interner.identity(JSON.parse(JSON.stringify(wi)) as typeof wi)).to.deep.equal(wi);
+  });
+
+  const identity = (name: string) => ({
+    apiVersion: 'identity.svid.dev/v1alpha1',
+    kind: 'WorkloadIdentity',
+    metadata: { name, namespace: 'prod', uid: `uid-${name}`, resourceVersion: '7', generation: 1 },
+    spec: {
+      serviceAccountName: 'payments-frontend',
+      secretName: `${name}-svid`,
+      duration: '24h',
+      renewBefore: '8h',
+      privateKey: { algorithm: 'ECDSA', size: 256 },
+      dnsNames: [`${name}.prod.svc`],
+    },
+    status: {
+      spiffeID: 'spiffe://example.org/ns/prod/sa/payments-frontend',
+      serialNumber: `0a${name}`,
+      notAfter: '2026-11-25T08:00:00Z',
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Issued',
+          message: `SVID 0a${name} valid until 2026-11-25T08:00:00Z`,
+          lastTransitionTime: '2026-11-24T08:00:00Z',
+          observedGeneration: 1,
+        },
+      ],
+    },
+  });
+
+  it('shares the values identities repeat, and leaves every value of spec and status as it was', () => {
+    const interner = new BundleInterner();
+    const a = interner.identity(JSON.parse(JSON.stringify(identity('a'))) as ReturnType<typeof identity>);
+    const b = interner.identity(JSON.parse(JSON.stringify(identity('b'))) as ReturnType<typeof identity>);
+    expect(a).to.deep.equal(identity('a'));
+    expect(b).to.deep.equal(identity('b'));
+    // A spec or status change made by anyone is still seen: each identity keeps its own values.
+    const changed = identity('a');
+    changed.spec.duration = '1h';
+    changed.status.conditions = changed.status.conditions.map((c) => ({ ...c, reason: 'RenewalFailing' }));
+    changed.status.spiffeID = 'spiffe://example.org/ns/prod/sa/other';
+    expect(interner.identity(JSON.parse(JSON.stringify(changed)) as typeof changed)).to.deep.equal(changed);
+  });
+
+  it('takes identities with missing or mistyped spec and status fields as they are', () => {
+    const interner = new BundleInterner();
+    const odd: Record<string, unknown>[] = [
+      { metadata: {} },
+      { metadata: {}, spec: null, status: null },
+      { metadata: {}, spec: { serviceAccountName: 5, privateKey: null, duration: ['1h'] } },
+      { metadata: {}, status: { spiffeID: {}, conditions: 'Ready' } },
+      { metadata: {}, status: { conditions: [null, 3, { type: 1, status: {}, reason: 'Issued' }] } },
+    ];
+    for (const o of odd) {
+      const copy = JSON.parse(JSON.stringify(o)) as Parameters<typeof interner.identity>[0];
+      expect(interner.identity(copy)).to.deep.equal(o);
+    }
   });
 });
