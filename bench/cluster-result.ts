@@ -9,6 +9,8 @@ export interface ClusterSizes {
   scaleTo: number;
   /** Unrelated Secrets added for the second memory figure. */
   unrelatedSecrets: number;
+  /** How long the operator stays idle after the second scale point before memory.rssMb10kIdle is read. */
+  idleSeconds: number;
   /** Short-lived identities whose renewals are counted. */
   renewing: number;
   /** Steady state (--long only): identities, their SVID lifetime, and how long it is observed. */
@@ -57,6 +59,14 @@ export interface ClusterResult {
     cpuSeconds: Record<string, number> | null;
     /** allReadySeconds of the first wave ÷ apiLimit.seconds (the same writes from a plain client). */
     ratioToApiLimit: number | null;
+    /** Seconds from the first create until all were Ready (the creates themselves included). */
+    allReadyFromFirstCreateSeconds: number | null;
+    /**
+     * allReadyFromFirstCreateSeconds ÷ apiLimit.seconds: the stricter ratio. When the operator keeps pace with
+     * the creates, ratioToApiLimit only measures its lag behind the last one; this one charges it with the
+     * whole wave, the identities' own creates included, which the plain client's reference does not make.
+     */
+    ratioFromFirstCreate: number | null;
   };
   /** A plain client-node client at the same concurrency writing what the operator writes for `wave` identities. */
   apiLimit: {
@@ -83,6 +93,12 @@ export interface ClusterResult {
     /** (RSS at the largest scale point - baseline) ÷ identities held there, in KB. */
     kbPerIdentity: number | null;
     rssMb10k: number | null;
+    /**
+     * RSS at the largest scale point once the operator has been idle `idleSeconds` more: rssMb10k is read
+     * 3 s after the wave's last write, when V8 and malloc may still hold the wave's garbage.
+     */
+    rssMb10kIdle: number | null;
+    idleSeconds: number;
     rssMb10kWithUnrelatedSecrets: number | null;
     identities: number;
     unrelatedSecrets: number;
@@ -158,6 +174,8 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       identities: sizes.wave,
       cpuSeconds: null,
       ratioToApiLimit: null,
+      allReadyFromFirstCreateSeconds: null,
+      ratioFromFirstCreate: null,
     },
     apiLimit: { identities: sizes.wave, concurrency: 16, seconds: null, writesPerSecond: null },
     apf: { user: null, levels: null },
@@ -174,6 +192,8 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       baselineMb: null,
       kbPerIdentity: null,
       rssMb10k: null,
+      rssMb10kIdle: null,
+      idleSeconds: sizes.idleSeconds,
       rssMb10kWithUnrelatedSecrets: null,
       identities: sizes.scaleTo,
       unrelatedSecrets: sizes.unrelatedSecrets,

@@ -93,6 +93,7 @@ async function phaseFirstWave(
   result.ttr.p50Ms = point.p50Ms;
   result.ttr.p99Ms = point.p99Ms;
   result.ttr.allReadySeconds = point.allReadySeconds;
+  result.ttr.allReadyFromFirstCreateSeconds = point.allReadyFromFirstCreateSeconds;
   result.ttr.cpuSeconds = point.cpuSeconds;
   result.cpu.msPerIssue = point.issued > 0 ? ((point.cpuSeconds.operator ?? 0) * 1000) / point.issued : null;
   result.writes.perIssue = point.writesPerIdentity;
@@ -121,7 +122,11 @@ async function phaseRestartAndApiLimit(
   result.apiLimit.writesPerSecond = limit.writesPerSecond;
   if (result.ttr.allReadySeconds !== null)
     result.ttr.ratioToApiLimit = result.ttr.allReadySeconds / limit.seconds;
-  ctx.log(`cluster: ${JSON.stringify({ apiLimit: result.apiLimit, ratio: result.ttr.ratioToApiLimit })}`);
+  if (result.ttr.allReadyFromFirstCreateSeconds !== null)
+    result.ttr.ratioFromFirstCreate = result.ttr.allReadyFromFirstCreateSeconds / limit.seconds;
+  ctx.log(
+    `cluster: ${JSON.stringify({ apiLimit: result.apiLimit, ratio: result.ttr.ratioToApiLimit, fromFirstCreate: result.ttr.ratioFromFirstCreate })}`,
+  );
 
   ctx.log('cluster: restarting the operator');
   await ctx.restartOperator();
@@ -220,6 +225,9 @@ async function phaseSecondWave(
     result.memory.kbPerIdentity = ((point.rssMb - result.memory.baselineMb) * 1024) / point.identities;
   }
   ctx.log(`cluster: ${JSON.stringify({ point, growth: result.scale.growth })}`);
+  await sleep(sizes.idleSeconds * 1000);
+  result.memory.rssMb10kIdle = await settledRssMb(ctx.op, 5);
+  ctx.log(`cluster: RSS ${result.memory.rssMb10kIdle.toFixed(1)} MB after ${sizes.idleSeconds} s more idle`);
 }
 
 /** 7. Memory with as many unrelated Secrets beside the identities: they must never enter it. */

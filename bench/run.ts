@@ -46,10 +46,18 @@ const FULL: ClusterSizes = {
   wave: 1000,
   scaleTo: 10_000,
   unrelatedSecrets: 10_000,
+  idleSeconds: 60,
   renewing: 50,
   steady: null,
 };
-const SMOKE: ClusterSizes = { wave: 20, scaleTo: 40, unrelatedSecrets: 40, renewing: 4, steady: null };
+const SMOKE: ClusterSizes = {
+  wave: 20,
+  scaleTo: 40,
+  unrelatedSecrets: 40,
+  idleSeconds: 1,
+  renewing: 4,
+  steady: null,
+};
 const STEADY_FULL = { identities: 10_000, duration: '10m', windowSeconds: 20 * 60 };
 const STEADY_SMOKE = { identities: 20, duration: '30s', windowSeconds: 60 };
 

@@ -36,6 +36,7 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
     ['time to Ready: all Ready, s after last create', fmt(ttr.allReadySeconds), 'target <= 20'],
     [`API limit: s for ${apiLimit.identities} Secret creates + status patches`, fmt(apiLimit.seconds), ''],
     ['time to all Ready / API limit', fmt(ttr.ratioToApiLimit, 2), 'target <= 1.5'],
+    ['time to all Ready from the first create / API limit', fmt(ttr.ratioFromFirstCreate, 2), ''],
     ['operator CPU ms per first issuance', fmt(cpu.msPerIssue, 2), 'target <= 3'],
     ...Object.entries(ttr.cpuSeconds ?? {}).map(([name, seconds]): [string, string, string] => [
       `  CPU s during the wave: ${name}`,
@@ -51,6 +52,7 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
     ['memory: RSS MB, idle with no identities', fmt(memory.baselineMb), 'target < 80'],
     ['memory: KB per identity (largest point - baseline)', fmt(memory.kbPerIdentity, 2), 'target <= 3'],
     [`memory: RSS MB, ${sizes.scaleTo} identities Ready`, fmt(memory.rssMb10k), 'target < 110'],
+    [`memory: RSS MB, the same after ${memory.idleSeconds} s more idle`, fmt(memory.rssMb10kIdle), ''],
     [
       `memory: RSS MB, + ${sizes.unrelatedSecrets} unrelated Secrets`,
       fmt(memory.rssMb10kWithUnrelatedSecrets),

@@ -5,6 +5,7 @@
 // snapshot once all are Ready (--heap FILE.heapsnapshot). For the issue 17 work; the bench
 // (npm run bench) reports the figures that count.
 //   node hack/profile-wave.ts [--identities 1000] [--cpu-prof DIR] [--heap FILE] [--dist]
+//     [--drop-flag=--liftoff-only ...] (leaves one of the image's node flags out, to measure what it costs)
 import { readdir, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     heap: { type: 'string' },
     dist: { type: 'boolean', default: false },
+    'drop-flag': { type: 'string', multiple: true, default: [] },
   },
 });
 const n = Number(values.identities);
@@ -36,13 +38,14 @@ if (!Number.isInteger(n) || n < 1 || n > 20_000) throw new Error('--identities m
 const TD = 'profile.example.org';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const heapDir = values.heap ? path.dirname(path.resolve(values.heap)) : os.tmpdir();
+const dropped = values['drop-flag'] ?? [];
 const nodeArgs = [
   '--optimize-for-size',
   '--max-semi-space-size=2',
   '--liftoff-only',
   '--heapsnapshot-signal=SIGUSR2',
   `--diagnostic-dir=${heapDir}`,
-];
+].filter((flag) => !dropped.includes(flag));
 const cpuDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
 if (cpuDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${cpuDir}`);
 const script = values.dist
@@ -107,6 +110,7 @@ try {
       rssMb: Number(rss.toFixed(1)),
       kbPerIdentity: Number((((rss - baselineMb) * 1024) / n).toFixed(2)),
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+      nodeArgs: nodeArgs.filter((flag) => !flag.startsWith('--diagnostic-dir')),
     }),
   );
 } finally {

@@ -35,11 +35,18 @@ describe('npm run bench --smoke', function () {
       expect(results.grpc?.failedCalls).to.be.a('number');
       // The cluster figures: every key is a number (zero is a valid count), none left null.
       const cluster: Record<string, string[]> = {
-        ttr: ['p50Ms', 'p99Ms', 'allReadySeconds', 'ratioToApiLimit'],
+        ttr: [
+          'p50Ms',
+          'p99Ms',
+          'allReadySeconds',
+          'ratioToApiLimit',
+          'allReadyFromFirstCreateSeconds',
+          'ratioFromFirstCreate',
+        ],
         apiLimit: ['seconds', 'writesPerSecond'],
         cpu: ['msPerIssue'],
         writes: ['perIssue', 'perRenewal', 'afterRestart'],
-        memory: ['baselineMb', 'kbPerIdentity', 'rssMb10k', 'rssMb10kWithUnrelatedSecrets'],
+        memory: ['baselineMb', 'kbPerIdentity', 'rssMb10k', 'rssMb10kIdle', 'rssMb10kWithUnrelatedSecrets'],
         caRotation: ['seconds', 'peakWritesPerSecond'],
         podCertificates: ['requests', 'p50Ms', 'p99Ms', 'allIssuedSeconds', 'operatorCpuSeconds'],
       };
