@@ -558,6 +558,40 @@ describe('gRPC server connection age and expired client certificates', function 
     expect((await unary(client, 2)).callerSerial).to.equal(next.serialNumber.toLowerCase());
   });
 
+  it('a connection whose client root left the bundle is refused and closed (GOAWAY)', async () => {
+    const ownSrc = new FixedSource(await pki.issue('server'));
+    const started = await startServer(
+      grpcServerCredentials(ownSrc, {
+        authorize: authorizeId(id('client')),
+        maxConnectionAgeMs: 24 * 3600_000,
+      }),
+      ownSrc,
+    );
+    cleanup.push(() => started.server.forceShutdown());
+    const client = await pki.issue('client');
+    const session = http2.connect(`https://${started.address}`, {
+      cert: client.certChainPem,
+      key: client.keyPem,
+      ca: client.bundlePem,
+      servername: 'server',
+      checkServerIdentity: () => undefined,
+    });
+    cleanup.push(() => session.destroy());
+    session.on('error', () => undefined);
+    const goaway = once(session, 'goaway');
+    expect(await rawUnary(session, 1)).to.deep.include({ status: '0' });
+    // The server moves to another CA: its bundle no longer holds the root the client's SVID chains to.
+    ownSrc.rotate(await pki.issue('server', { ca: pki.otherCa }));
+    const refused = await rawUnary(session, 2);
+    expect(refused).to.deep.include({ status: String(grpc.status.UNAUTHENTICATED), body: '' });
+    expect((refused as { message: string }).message).to.match(
+      new RegExp(
+        `^the certificate of ${id('client')} does not chain to a root of trust domain ${TD}: .*present an X.509-SVID this service trusts$`,
+      ),
+    );
+    expect(((await goaway) as [number])[0]).to.equal(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
   it('a client that never reconnects (a raw HTTP/2 session) is refused after expiry, and so is one that never renews', async () => {
     const old = await pki.issue('client', { durationSeconds: 600 });
     const start = Date.now();
