@@ -66,6 +66,8 @@ describe('interop: a real SPIRE agent', function () {
   });
 
   it('serves gRPC mTLS with the SPIRE SVIDs and follows SPIRE rotations of both sides with no failed call', async () => {
+    // The long-lived channel below keeps calling until the first client SVID has expired: the server retires
+    // its connection (maxConnectionAgeMs, a quarter of the 20 s lifetime) so it reconnects with a newer one.
     const { server, address } = await startServer(
       grpcServerCredentials(serverSource, { authorize: authorizeId(CLIENT_ID) }),
       serverSource,
@@ -82,10 +84,13 @@ describe('interop: a real SPIRE agent', function () {
     let ok = 0;
     const failures: string[] = [];
     const seenCallerSerials = new Set<string>();
+    const longLivedSerials = new Set<string>();
+    const firstClientNotAfter = clientSource.current().notAfter.getTime();
     const loop = async () => {
       for (let n = 0; !stop; n++) {
         try {
           const r = await unary(client, n);
+          longLivedSerials.add(r.callerSerial);
           if (r.n === n && r.caller === CLIENT_ID) ok++;
           else failures.push(JSON.stringify(r));
         } catch (err) {
@@ -107,6 +112,9 @@ describe('interop: a real SPIRE agent', function () {
         seenCallerSerials.add((await unary(fresh, -1)).callerSerial);
         fresh.close();
       }
+      // Past the expiry of the first client SVID (by 2 s), still calling on the same channel.
+      const untilExpired = firstClientNotAfter + 2000 - Date.now();
+      if (untilExpired > 0) await new Promise((r) => setTimeout(r, untilExpired));
     } finally {
       stop = true;
       await Promise.all(loops);
@@ -117,6 +125,8 @@ describe('interop: a real SPIRE agent', function () {
     expect(clientSerials.size, 'client SVIDs seen').to.be.at.least(3);
     expect(failures).to.deep.equal([]);
     expect(ok).to.be.greaterThan(50);
+    // The long-lived channel presented more than its first client SVID.
+    expect(longLivedSerials.size, 'client serials seen on the long-lived channel').to.be.at.least(2);
     // Fresh channels presented rotated client SVIDs, not only the first one.
     expect([...seenCallerSerials].some((s) => s !== [...clientSerials][0])).to.equal(true);
     expect(errors).to.deep.equal([]);

@@ -3,8 +3,9 @@
 // server; bad updates keep the old credentials serving.
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -392,6 +393,255 @@ describe('gRPC credentials', function () {
     } finally {
       serverSource.off('error', onError);
       client.close();
+    }
+  });
+});
+
+/** The expiry of an SVID's leaf as the server reports it (the certificate has whole seconds). */
+const expiryOf = (s: IssuedSvid) => new Date(new X509Certificate(s.certChainPem).validTo).toISOString();
+
+/** One gRPC call over a raw HTTP/2 session (no grpc-js client, so nothing reconnects or retries). */
+async function rawUnary(
+  session: http2.ClientHttp2Session,
+  n: number,
+): Promise<{ status: string; message: string; body: string } | { refused: number | string }> {
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = session.request({
+      ':method': 'POST',
+      ':path': '/svid.test.Echo/Unary',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+  } catch (err) {
+    return { refused: (err as NodeJS.ErrnoException).code ?? 'throw' };
+  }
+  const payload = Buffer.from(JSON.stringify({ n }));
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(payload.length, 1);
+  stream.end(Buffer.concat([prefix, payload]));
+  const headers: http2.IncomingHttpHeaders = {};
+  stream.on('response', (h) => Object.assign(headers, h));
+  stream.on('trailers', (h) => Object.assign(headers, h));
+  const chunks: Buffer[] = [];
+  stream.on('data', (d: Buffer) => chunks.push(d));
+  await new Promise<void>((resolve) => {
+    stream.on('close', resolve);
+    stream.on('error', () => undefined);
+  });
+  if (headers['grpc-status'] === undefined) return { refused: stream.rstCode ?? 'closed' };
+  return {
+    status: String(headers['grpc-status']),
+    message: decodeURIComponent(String(headers['grpc-message'] ?? '')),
+    body: Buffer.concat(chunks).subarray(5).toString(),
+  };
+}
+
+describe('gRPC server connection age and expired client certificates', function () {
+  this.timeout(120_000);
+  const MIN = 60_000;
+  let pki: Pki;
+  let serverSrc: FixedSource;
+  const cleanup: (() => void)[] = [];
+
+  before(async () => {
+    pki = await makePki();
+    serverSrc = new FixedSource(await pki.issue('server'));
+  });
+
+  afterEach(() => {
+    for (const c of cleanup.splice(0)) c();
+  });
+
+  /** A server on `serverSrc` whose checks run at `clock()`. */
+  async function serve(clock: () => Date, extra: { maxConnectionAgeMs?: number } = {}) {
+    const started = await startServer(
+      grpcServerCredentials(serverSrc, { authorize: authorizeId(id('client')), now: clock, ...extra }),
+      serverSrc,
+    );
+    cleanup.push(() => started.server.forceShutdown());
+    return started.address;
+  }
+
+  it('refuses a maxConnectionAgeMs that is not a positive number of milliseconds, before following the source', () => {
+    const listeners = serverSrc.listenerCount('update');
+    expect(() =>
+      grpcServerCredentials(serverSrc, { authorize: authorizeId(id('client')), maxConnectionAgeMs: 0 }),
+    ).to.throw(TypeError, /^grpcServerCredentials: maxConnectionAgeMs must be a positive, finite number/);
+    expect(() =>
+      spiffeAuthInterceptor(serverSrc, authorizeAny(), { maxConnectionAgeMs: Number.NaN }),
+    ).to.throw(TypeError, /^spiffeAuthInterceptor: maxConnectionAgeMs must be .* \(got NaN\)/);
+    expect(serverSrc.listenerCount('update')).to.equal(listeners);
+  });
+
+  it('a long-lived channel through a client rotation and past the first SVID expiry: 0 failed calls, the new serial on the same channel', async () => {
+    const first = await pki.issue('client', { durationSeconds: 3600 });
+    const clientSrc = new FixedSource(first);
+    const start = Date.now();
+    let at = start;
+    const address = await serve(() => new Date(at));
+    const client = newEchoClient(address, grpcChannelCredentials(clientSrc, { serverId: id('server') }));
+    cleanup.push(() => client.close());
+    const firstSerial = first.serialNumber.toLowerCase();
+    let second = '';
+    const failures: string[] = [];
+    const serialsByMinute: string[][] = [];
+    // 80 minutes of the server's clock, a minute a step, two calls at a time; the client's SVID (1 h) is
+    // rotated at its half-life, as SPIRE does, to one valid past the end. The default age is a quarter of the
+    // server SVID's lifetime (1 h): 15 min.
+    for (let minute = 0; minute <= 80; minute++) {
+      at = start + minute * MIN;
+      if (minute === 30) {
+        const next = await pki.issue('client', { durationSeconds: 3 * 3600 });
+        clientSrc.rotate(next);
+        second = next.serialNumber.toLowerCase();
+      }
+      const calls = await Promise.allSettled([unary(client, minute), unary(client, -minute)]);
+      const serials: string[] = [];
+      for (const c of calls) {
+        if (c.status === 'fulfilled') serials.push(c.value.callerSerial);
+        else failures.push(`minute ${minute}: ${(c.reason as Error).message}`);
+      }
+      serialsByMinute.push(serials);
+    }
+    expect(failures).to.deep.equal([]);
+    const seen = new Set(serialsByMinute.flat());
+    expect([...seen].sort()).to.deep.equal([firstSerial, second].sort());
+    // Past the first SVID's expiry (minute 60 and later) every call came with the new one.
+    expect(new Set(serialsByMinute.slice(60).flat())).to.deep.equal(new Set([second]));
+  });
+
+  it('an expired client certificate is refused and its connection closed: the client reconnects with its current SVID', async () => {
+    const first = await pki.issue('client', { durationSeconds: 600 });
+    const clientSrc = new FixedSource(first);
+    const start = Date.now();
+    let at = start;
+    // An age bound far past the test, so that only the expiry can end the connection.
+    const address = await serve(() => new Date(at), { maxConnectionAgeMs: 24 * 3600_000 });
+    const client = newEchoClient(address, grpcChannelCredentials(clientSrc, { serverId: id('server') }));
+    cleanup.push(() => client.close());
+    expect((await unary(client, 1)).callerSerial).to.equal(first.serialNumber.toLowerCase());
+    const next = await pki.issue('client', { durationSeconds: 3600 });
+    clientSrc.rotate(next);
+    expect((await unary(client, 2)).callerSerial, 'still the first connection').to.equal(
+      first.serialNumber.toLowerCase(),
+    );
+    at = start + 11 * MIN;
+    const refused = (await unary(client, 3).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+    expect(refused.code).to.equal(grpc.status.UNAUTHENTICATED);
+    expect(refused.details).to.equal(
+      `the certificate of ${id('client')} expired at ${expiryOf(first)}: present an X.509-SVID this service trusts`,
+    );
+    // The refusal closed the connection; the next call makes a new one with the current SVID.
+    for (let n = 4; n < 8; n++) {
+      expect((await unary(client, n)).callerSerial).to.equal(next.serialNumber.toLowerCase());
+    }
+  });
+
+  it('an idle connection is retired by its timer: the next call comes on a new connection with the rotated SVID', async () => {
+    const first = await pki.issue('client');
+    const clientSrc = new FixedSource(first);
+    const address = await serve(() => new Date(), { maxConnectionAgeMs: 300 });
+    const client = newEchoClient(address, grpcChannelCredentials(clientSrc, { serverId: id('server') }));
+    cleanup.push(() => client.close());
+    expect((await unary(client, 1)).callerSerial).to.equal(first.serialNumber.toLowerCase());
+    const channel = client.getChannel();
+    expect(channel.getConnectivityState(false)).to.equal(grpc.connectivityState.READY);
+    const next = await pki.issue('client');
+    clientSrc.rotate(next);
+    // No call is made: only the server's timer can end the connection (GOAWAY), which takes the channel
+    // out of READY.
+    const left = await new Promise<Error | undefined>((resolve) =>
+      channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + 30_000, resolve),
+    );
+    expect(left, 'the channel left READY').to.equal(undefined);
+    expect((await unary(client, 2)).callerSerial).to.equal(next.serialNumber.toLowerCase());
+  });
+
+  it('a connection whose client root left the bundle is refused and closed (GOAWAY)', async () => {
+    const ownSrc = new FixedSource(await pki.issue('server'));
+    const started = await startServer(
+      grpcServerCredentials(ownSrc, {
+        authorize: authorizeId(id('client')),
+        maxConnectionAgeMs: 24 * 3600_000,
+      }),
+      ownSrc,
+    );
+    cleanup.push(() => started.server.forceShutdown());
+    const client = await pki.issue('client');
+    const session = http2.connect(`https://${started.address}`, {
+      cert: client.certChainPem,
+      key: client.keyPem,
+      ca: client.bundlePem,
+      servername: 'server',
+      checkServerIdentity: () => undefined,
+    });
+    cleanup.push(() => session.destroy());
+    session.on('error', () => undefined);
+    const goaway = once(session, 'goaway');
+    expect(await rawUnary(session, 1)).to.deep.include({ status: '0' });
+    // The server moves to another CA: its bundle no longer holds the root the client's SVID chains to.
+    ownSrc.rotate(await pki.issue('server', { ca: pki.otherCa }));
+    const refused = await rawUnary(session, 2);
+    expect(refused).to.deep.include({ status: String(grpc.status.UNAUTHENTICATED), body: '' });
+    expect((refused as { message: string }).message).to.match(
+      new RegExp(
+        `^the certificate of ${id('client')} does not chain to a root of trust domain ${TD}: .*present an X.509-SVID this service trusts$`,
+      ),
+    );
+    expect(((await goaway) as [number])[0]).to.equal(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  it('a client that never reconnects (a raw HTTP/2 session) is refused after expiry, and so is one that never renews', async () => {
+    const old = await pki.issue('client', { durationSeconds: 600 });
+    const start = Date.now();
+    let at = start;
+    const address = await serve(() => new Date(at), { maxConnectionAgeMs: 24 * 3600_000 });
+    const session = http2.connect(`https://${address}`, {
+      cert: old.certChainPem,
+      key: old.keyPem,
+      ca: old.bundlePem,
+      servername: 'server',
+      checkServerIdentity: () => undefined,
+    });
+    cleanup.push(() => session.destroy());
+    session.on('error', () => undefined);
+    const goaway = once(session, 'goaway');
+    const ok = await rawUnary(session, 1);
+    expect(ok).to.deep.include({ status: '0' });
+    expect(JSON.parse((ok as { body: string }).body)).to.deep.include({ n: 1, caller: id('client') });
+    at = start + 11 * MIN;
+    const expired = `the certificate of ${id('client')} expired at ${expiryOf(old)}: present an X.509-SVID this service trusts`;
+    // Three calls at once on the same connection: none is served.
+    const answers = await Promise.all([rawUnary(session, 2), rawUnary(session, 3), rawUnary(session, 4)]);
+    for (const a of answers) {
+      if ('refused' in a) expect(a.refused).to.equal(http2.constants.NGHTTP2_REFUSED_STREAM);
+      else
+        expect(a).to.deep.equal({ status: String(grpc.status.UNAUTHENTICATED), message: expired, body: '' });
+    }
+    expect(answers[0]).to.deep.include({ status: String(grpc.status.UNAUTHENTICATED) });
+    const [code] = (await goaway) as [number];
+    expect(code).to.equal(http2.constants.NGHTTP2_NO_ERROR);
+    // And after the GOAWAY the session takes no more calls.
+    expect(await rawUnary(session, 5)).to.have.property('refused');
+    // A grpc-js client that keeps presenting the expired SVID is refused on every call, each on a new connection.
+    const stale = newEchoClient(
+      address,
+      grpc.credentials.createSsl(
+        Buffer.from(bundlePem(serverSrc)),
+        Buffer.from(old.keyPem),
+        Buffer.from(old.certChainPem),
+        {
+          checkServerIdentity: () => undefined,
+        },
+      ),
+      { 'grpc.use_local_subchannel_pool': 1 },
+    );
+    cleanup.push(() => stale.close());
+    for (let n = 0; n < 3; n++) {
+      const err = (await unary(stale, n).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+      expect(err.code).to.equal(grpc.status.UNAUTHENTICATED);
+      expect(err.details).to.equal(expired);
     }
   });
 });

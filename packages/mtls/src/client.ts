@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { Agent as UndiciAgent, buildConnector, Dispatcher } from 'undici';
 import { authorizeId, type Authorizer } from './authorize.ts';
+import { maxConnectionAgeMs } from './connection-age.ts';
 import { notify, type Observer } from './observe.ts';
 import { verifyDetailedPeerCertificate } from './peer.ts';
 import { toPem } from './pem.ts';
@@ -72,8 +73,6 @@ export function clientTlsOptions(source: X509Source, svid: X509Svid) {
   };
 }
 
-export const lifetimeMs = (svid: X509Svid) => svid.notAfter.getTime() - svid.notBefore.getTime();
-
 /**
  * An https.Agent for `https.request(url, { agent })`. Connections are pooled per credential generation:
  * after a rotation, or when the pool is older than `maxConnectionAgeMs`, new requests get new connections,
@@ -115,7 +114,7 @@ export class SvidAgent extends https.Agent {
   }
 
   override getName(options?: https.RequestOptions): string {
-    const maxAge = this.opts.maxConnectionAgeMs ?? lifetimeMs(this.source.current()) / 4;
+    const maxAge = maxConnectionAgeMs(this.source, this.opts.maxConnectionAgeMs);
     if (this.now() - this.bornAt >= maxAge) this.renew();
     return `${super.getName(options)}|svid${this.generation}`;
   }
@@ -215,7 +214,7 @@ export class SvidDispatcher extends Dispatcher {
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const maxAge = this.opts.maxConnectionAgeMs ?? lifetimeMs(this.source.current()) / 4;
+    const maxAge = maxConnectionAgeMs(this.source, this.opts.maxConnectionAgeMs);
     if (this.now() - this.bornAt >= maxAge) this.replace(this.source.current());
     return this.current.dispatch(options, handler);
   }

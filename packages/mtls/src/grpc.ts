@@ -13,9 +13,11 @@
 //    synchronously on registration is never applied (and every connection is dropped): the first update
 //    goes out on the next tick, after registration.
 import * as grpc from '@grpc/grpc-js';
+import type http2 from 'node:http2';
 import tls, { TLSSocket, type PeerCertificate } from 'node:tls';
 import { toAuthorizer, type Authorizer } from './authorize.ts';
 import { identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
+import { checkMaxConnectionAge, maxConnectionAgeMs, timerDelay } from './connection-age.ts';
 import { notify, type Observer } from './observe.ts';
 import { socketVerdict, verifyDetailedPeerCertificate, type PeerVerdict } from './peer.ts';
 import { toPem } from './pem.ts';
@@ -153,6 +155,12 @@ export interface GrpcServerOptions {
    * to allow every SVID of the trust bundles, authorizeAny().
    */
   authorize: Authorizer | readonly string[];
+  /**
+   * Connections (HTTP/2 sessions) older than this are closed gracefully (GOAWAY: calls in flight finish, the
+   * client's next call opens a new connection with its current SVID). Counted from the first call the
+   * server sees on the connection. Default: a quarter of the lifetime of the server's SVID at that call.
+   */
+  maxConnectionAgeMs?: number;
   /** Handshake failures, denials and rotations. */
   observe?: Observer;
   /** The clock, for tests. */
@@ -160,19 +168,27 @@ export interface GrpcServerOptions {
 }
 
 /**
- * The TLS socket of a server call, where grpc-js has it: its base call holds the HTTP/2 stream; the call a
- * handler gets wraps the intercepting calls (`call`, then `nextCall`) down to it (grpc-js 1.10 to 1.14).
+ * The HTTP/2 session of a server call, where grpc-js has it: its base call holds the HTTP/2 stream; the call
+ * a handler gets wraps the intercepting calls (`call`, then `nextCall`) down to it (grpc-js 1.10 to 1.14).
  * Undefined where that shape is not found.
  */
-function tlsSocketOf(call: unknown): TLSSocket | undefined {
-  type Shape = { stream?: { session?: { socket?: unknown } }; call?: unknown; nextCall?: unknown };
+function sessionOf(call: unknown): http2.ServerHttp2Session | undefined {
+  type Shape = { stream?: { session?: unknown }; call?: unknown; nextCall?: unknown };
   let c = call as Shape | undefined;
   for (let depth = 0; c && typeof c === 'object' && depth < 16; depth++) {
-    const socket = c.stream?.session?.socket;
-    if (socket instanceof TLSSocket) return socket;
+    const session = c.stream?.session as Partial<http2.ServerHttp2Session> | undefined;
+    // node:http2 does not export its session class: recognised by what is used of it.
+    if (typeof session?.close === 'function' && typeof session.once === 'function' && 'socket' in session)
+      return session as http2.ServerHttp2Session;
     c = (c.call ?? c.nextCall) as Shape | undefined;
   }
   return undefined;
+}
+
+/** The TLS socket under a server session (Node hands out a proxy of it; it passes instanceof). */
+function tlsSocketOf(session: http2.Http2Session | undefined): TLSSocket | undefined {
+  const socket: unknown = session?.socket;
+  return socket instanceof TLSSocket ? socket : undefined;
 }
 
 /**
@@ -180,28 +196,78 @@ function tlsSocketOf(call: unknown): TLSSocket | undefined {
  * per connection, re-checked when the certificate expires or its trust domain's bundle changes, and with
  * the intermediates the peer sent); otherwise it is taken from the call's peer certificate.
  */
-function callVerdict(call: AuthContextCall, source: X509Source, now: Date): PeerVerdict {
-  const socket = tlsSocketOf(call);
+function callVerdict(
+  call: AuthContextCall,
+  source: X509Source,
+  now: Date,
+  socket = tlsSocketOf(sessionOf(call)),
+): PeerVerdict {
   if (socket) return socketVerdict(socket, source, now);
   return verifyDetailedPeerCertificate(call.getAuthContext().sslPeerCertificate, source, now);
 }
 
 /**
+ * Graceful retirement of server sessions. grpc-js's channel keeps one connection for as long as it works and
+ * takes a rotated client SVID only on a new one, so the server has to end old connections: `session.close()`
+ * sends GOAWAY, lets the streams already open finish, and refuses new ones; grpc-js's client then goes idle
+ * and opens a new connection (with its current SVID) for its next call; a call that crossed the GOAWAY is
+ * refused with REFUSED_STREAM, which grpc-js retries transparently on the new connection.
+ *
+ * Two triggers, because the credentials cannot set grpc-js's own `grpc.max_connection_age_ms` (a Server
+ * constructor option) and only see a session through its calls:
+ *  - a call that finds its session past its age proceeds, and the session is closed with it in flight: this
+ *    follows the injected clock, so it is what tests drive, and covers busy connections exactly;
+ *  - a timer per session, started at the first call seen on it, closes it at its age even when no call comes
+ *    (an idle channel would otherwise keep the connection, and its next call, perhaps after the client's
+ *    certificate expired, would be refused once).
+ * A session whose peer fails the checks (certificate expired, its root left the bundle, …) is closed too:
+ * the call is refused, and the client's next call reconnects instead of being refused forever.
+ */
+function sessionRetirement(source: X509Source, configuredAge: number | undefined, now: () => Date) {
+  const born = new WeakMap<http2.Http2Session, { at: number; maxAge: number }>();
+  const retire = (session: http2.Http2Session) => {
+    if (!session.closed && !session.destroyed) session.close();
+  };
+  return {
+    retire,
+    /** Whether `session` is past its maximum age; the first call seen on it starts its clock and timer. */
+    pastAge(session: http2.Http2Session): boolean {
+      let state = born.get(session);
+      if (!state) {
+        state = { at: now().getTime(), maxAge: maxConnectionAgeMs(source, configuredAge) };
+        born.set(session, state);
+        const timer = setTimeout(() => retire(session), timerDelay(state.maxAge)).unref();
+        session.once('close', () => clearTimeout(timer));
+      }
+      return now().getTime() - state.at >= state.maxAge;
+    },
+  };
+}
+
+/**
  * A server interceptor: each call's peer is checked as an X.509-SVID against its own trust domain's bundle
- * (UNAUTHENTICATED when that fails) and by the rule (PERMISSION_DENIED).
+ * (UNAUTHENTICATED when that fails, and the connection is closed gracefully so that the client reconnects)
+ * and by the rule (PERMISSION_DENIED). Connections are retired at `maxConnectionAgeMs` (see
+ * `sessionRetirement`).
  */
 export function spiffeAuthInterceptor(
   source: X509Source,
   authz: Authorizer,
-  opts: { observe?: Observer; now?: () => Date } = {},
+  opts: { observe?: Observer; now?: () => Date; maxConnectionAgeMs?: number } = {},
 ): grpc.ServerInterceptor {
   const now = opts.now ?? (() => new Date());
+  const retirement = sessionRetirement(
+    source,
+    checkMaxConnectionAge(opts.maxConnectionAgeMs, 'spiffeAuthInterceptor'),
+    now,
+  );
   return (method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
-            const verdict = callVerdict(call, source, now());
+            const session = sessionOf(call);
+            const verdict = callVerdict(call, source, now(), tlsSocketOf(session));
             if (!verdict.ok) {
               notify(opts.observe, {
                 type: 'handshake-failed',
@@ -212,13 +278,18 @@ export function spiffeAuthInterceptor(
                 code: grpc.status.UNAUTHENTICATED,
                 details: `${verdict.message}: present an X.509-SVID this service trusts`,
               });
+              // The certificate of a connection never changes: only a new connection can do better.
+              if (session) retirement.retire(session);
             } else if (!authz(verdict.peer)) {
               notify(opts.observe, { type: 'denied', peerId: verdict.peer.id, rule: authz.description });
               call.sendStatus({
                 code: grpc.status.PERMISSION_DENIED,
                 details: `${verdict.peer.id} is not allowed to call ${method.path}`,
               });
-            } else mdNext(metadata);
+            } else {
+              if (session && retirement.pastAge(session)) retirement.retire(session);
+              mdNext(metadata);
+            }
           },
         });
       },
@@ -228,10 +299,13 @@ export function spiffeAuthInterceptor(
 /**
  * Server credentials for `server.bindAsync(address, creds, …)`: the source's SVID, rotated in place; client
  * SVIDs required, verified against the bundle of their trust domain, and authorized by the explicit rule
- * on every call. Handlers read the caller with `callerPeerId(call, source)`.
+ * on every call. Connections are closed gracefully at `maxConnectionAgeMs` and when their client
+ * certificate stops passing the checks, so a long-lived channel reconnects with its client's current SVID.
+ * Handlers read the caller with `callerPeerId(call, source)`.
  */
 export function grpcServerCredentials(source: X509Source, opts: GrpcServerOptions): grpc.ServerCredentials {
   const authz = toAuthorizer(opts?.authorize, 'grpcServerCredentials');
+  checkMaxConnectionAge(opts.maxConnectionAgeMs, 'grpcServerCredentials');
   const provider = new SvidCertificateProvider(source, opts.observe);
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true);
   return grpc.experimental.createServerCredentialsWithInterceptors(creds, [

@@ -7,6 +7,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import { toAuthorizer, type Authorizer } from './authorize.ts';
+import { checkMaxConnectionAge, maxConnectionAgeMs, timerDelay } from './connection-age.ts';
 import { notify, type Observer } from './observe.ts';
 import { socketEstablishedAt, socketVerdict } from './peer.ts';
 import { allRoots, type X509Source, type X509Svid } from './source/x509-source.ts';
@@ -58,8 +59,6 @@ export function serverTlsOptions(source: X509Source, extra: ExtraTlsOptions = {}
   };
 }
 
-const lifetimeMs = (svid: X509Svid) => svid.notAfter.getTime() - svid.notBefore.getTime();
-
 interface Guard {
   /** The verdict for a request on this socket: the peer's ID, or the HTTP status and message to answer. */
   check(
@@ -74,7 +73,8 @@ interface Guard {
 function guard(server: tls.Server, source: X509Source, opts: ServerOptions, what: string): Guard {
   const authz = toAuthorizer(opts.authorize, what);
   const now = opts.now ?? (() => new Date());
-  const maxAge = () => opts.maxConnectionAgeMs ?? lifetimeMs(source.current()) / 4;
+  const configuredAge = checkMaxConnectionAge(opts.maxConnectionAgeMs, what);
+  const maxAge = () => maxConnectionAgeMs(source, configuredAge);
   const ages = new WeakMap<tls.TLSSocket, number>();
   const check: Guard['check'] = (socket) => {
     const verdict = socketVerdict(socket, source, now());
@@ -132,7 +132,7 @@ function guard(server: tls.Server, source: X509Source, opts: ServerOptions, what
       server.emit('svid:retire', socket);
       const grace = setTimeout(() => socket.destroy(), Math.min(30_000, age)).unref();
       socket.once('close', () => clearTimeout(grace));
-    }, age).unref();
+    }, timerDelay(age)).unref();
     socket.once('close', () => clearTimeout(timer));
     for (const listener of original) listener.call(server, socket);
   });
@@ -234,8 +234,8 @@ export function createHttp2Server(
   const handle = serve(guard(server as unknown as tls.Server, source, opts, 'createHttp2Server'), listener);
   // http2 exposes its sessions' sockets only through a proxy, so the age bound is kept per session.
   server.on('session', (session) => {
-    const age = opts.maxConnectionAgeMs ?? lifetimeMs(source.current()) / 4;
-    const timer = setTimeout(() => session.close(), age).unref();
+    const age = maxConnectionAgeMs(source, opts.maxConnectionAgeMs);
+    const timer = setTimeout(() => session.close(), timerDelay(age)).unref();
     session.once('close', () => clearTimeout(timer));
   });
   return server;
