@@ -66,7 +66,8 @@ try {
   op = new OperatorProcess(
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
-    { MALLOC_ARENA_MAX: '2' },
+    // dist/ as the image runs it: no NODE_OPTIONS (under npm it carries the source condition, see bench/cluster.ts).
+    { MALLOC_ARENA_MAX: '2', ...(values.dist && { NODE_OPTIONS: '' }) },
     { script, nodeArgs },
   );
   await op.start();
