@@ -85,6 +85,18 @@ try {
   const cpu1 = await cpuSeconds(op.pid ?? 0);
   const after = await waitIdle(op, 3000, 30 * 60_000);
   const rss = await settledRssMb(op, 3);
+  // Where the resident memory is: V8's heap (used and committed) and memory outside it held by JS objects.
+  const heapMb: Record<string, number> = {};
+  for (const line of (
+    await op.metrics([
+      'nodejs_heap_size_used_bytes',
+      'nodejs_heap_size_total_bytes',
+      'nodejs_external_memory_bytes',
+    ])
+  ).split('\n')) {
+    const m = /^nodejs_(\w+)_bytes\s+([\d.e+]+)/.exec(line);
+    if (m?.[1] && m[2]) heapMb[m[1]] = Number((Number(m[2]) / 2 ** 20).toFixed(1));
+  }
   if (values.heap) {
     const seen = new Set(await readdir(heapDir));
     process.kill(op.pid ?? 0, 'SIGUSR2');
@@ -110,6 +122,7 @@ try {
       baselineMb: Number(baselineMb.toFixed(1)),
       rssMb: Number(rss.toFixed(1)),
       kbPerIdentity: Number((((rss - baselineMb) * 1024) / n).toFixed(2)),
+      heapMb,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
       nodeArgs: nodeArgs.filter((flag) => !flag.startsWith('--diagnostic-dir')),
     }),
