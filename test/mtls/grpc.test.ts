@@ -586,7 +586,7 @@ describe('gRPC server connection age and expired client certificates', function 
     expect(refused).to.deep.include({ status: String(grpc.status.UNAUTHENTICATED), body: '' });
     expect((refused as { message: string }).message).to.match(
       new RegExp(
-        `^the certificate of ${id('client')} does not chain to a root of trust domain ${TD}: .*present an X.509-SVID this service trusts$`,
+        `^the certificate of ${id('client')} does not chain to a root of trust domain ${TD}: .*Either that CA is a root that has left ${TD}'s trust bundle \\(a retired CA after a rotation: the peer needs an SVID from the current CA.*present an X.509-SVID this service trusts$`,
       ),
     );
     expect(((await goaway) as [number])[0]).to.equal(http2.constants.NGHTTP2_NO_ERROR);

@@ -202,9 +202,11 @@ function missingIntermediates(
 function missingIntermediatesHint(presented: Presented, trustDomain: string): string {
   return (
     `: it was issued by "${presented.leaf().issuer.replace(/\n/g, ', ')}", which is no root this service trusts, ` +
-    'and no intermediate CA certificate came with it. If the peer does send its intermediates, the cause is ' +
-    'Node.js: a server on Node.js 24.21 loses the first intermediate a client sent once OpenSSL has verified ' +
-    `the chain (nodejs/node#65579). Add that intermediate CA to ${trustDomain}'s trust bundle ` +
+    'and no intermediate CA certificate came with it. Either that CA is a root that has left ' +
+    `${trustDomain}'s trust bundle (a retired CA after a rotation: the peer needs an SVID from the current CA, ` +
+    'which its SVID source fetches on its next renewal), or it is an intermediate the peer did not send. If the ' +
+    'peer does send its intermediates, the cause is Node.js: a server on Node.js 24.21 loses the first ' +
+    `intermediate a client sent once OpenSSL has verified the chain (nodejs/node#65579). Add that intermediate CA to ${trustDomain}'s trust bundle ` +
     '(federatedBundles, or the bundle the SVID source reads) or run the server on Node.js 22'
   );
 }
