@@ -454,7 +454,10 @@ describe('gRPC server connection age and expired client certificates', function 
   });
 
   /** A server on `serverSrc` whose checks run at `clock()`. */
-  async function serve(clock: () => Date, extra: { maxConnectionAgeMs?: number } = {}) {
+  async function serve(
+    clock: () => Date,
+    extra: { maxConnectionAgeMs?: number; maxConnectionAgeGraceMs?: number } = {},
+  ) {
     const started = await startServer(
       grpcServerCredentials(serverSrc, { authorize: authorizeId(id('client')), now: clock, ...extra }),
       serverSrc,
@@ -471,6 +474,17 @@ describe('gRPC server connection age and expired client certificates', function 
     expect(() =>
       spiffeAuthInterceptor(serverSrc, authorizeAny(), { maxConnectionAgeMs: Number.NaN }),
     ).to.throw(TypeError, /^spiffeAuthInterceptor: maxConnectionAgeMs must be .* \(got NaN\)/);
+    expect(() =>
+      grpcServerCredentials(serverSrc, { authorize: authorizeAny(), maxConnectionAgeGraceMs: -1 }),
+    ).to.throw(
+      TypeError,
+      /^grpcServerCredentials: maxConnectionAgeGraceMs must be a positive, finite number of milliseconds \(got -1\); leave it out for the default, the maximum connection age$/,
+    );
+    expect(() =>
+      spiffeAuthInterceptor(serverSrc, authorizeAny(), {
+        maxConnectionAgeGraceMs: '5' as unknown as number,
+      }),
+    ).to.throw(TypeError, /^spiffeAuthInterceptor: maxConnectionAgeGraceMs must be .* \(got string\)/);
     expect(serverSrc.listenerCount('update')).to.equal(listeners);
   });
 
@@ -643,5 +657,77 @@ describe('gRPC server connection age and expired client certificates', function 
       expect(err.code).to.equal(grpc.status.UNAUTHENTICATED);
       expect(err.details).to.equal(expired);
     }
+  });
+
+  /** A bidirectional stream that has had one answer, and the error that ends it (undefined if none by `ms`). */
+  async function openStream(client: EchoClientType, caller: IssuedSvid) {
+    const call = client.stream();
+    const first = once(call, 'data') as Promise<[Pong]>;
+    call.write({ n: 0 });
+    expect((await first)[0].callerSerial).to.equal(caller.serialNumber.toLowerCase());
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    return {
+      call,
+      endedWithin: (ms: number) =>
+        Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms))]),
+    };
+  }
+
+  it('a stream still open on a retired connection is cancelled after maxConnectionAgeGraceMs; the next call reconnects', async () => {
+    const svid = await pki.issue('client');
+    const address = await serve(() => new Date(), { maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 300 });
+    const client = newEchoClient(
+      address,
+      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
+    );
+    cleanup.push(() => client.close());
+    const stream = await openStream(client, svid);
+    // Nothing ends the stream from either side: only the server's grace timer can.
+    const err = await stream.endedWithin(30_000);
+    expect(err, 'the stream was cancelled').to.not.equal(undefined);
+    expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
+    expect((await unary(client, 1)).callerSerial).to.equal(svid.serialNumber.toLowerCase());
+  });
+
+  it('with a long grace, a retired connection keeps its open stream past its age (GOAWAY only)', async () => {
+    const svid = await pki.issue('client');
+    const address = await serve(() => new Date(), {
+      maxConnectionAgeMs: 300,
+      maxConnectionAgeGraceMs: 3600_000,
+    });
+    const client = newEchoClient(
+      address,
+      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
+    );
+    cleanup.push(() => client.close());
+    const stream = await openStream(client, svid);
+    // Past the age (300 ms) the connection is retired, and the stream goes on.
+    expect(await stream.endedWithin(1_500)).to.equal(undefined);
+    const answer = once(stream.call, 'data') as Promise<[Pong]>;
+    stream.call.write({ n: 1 });
+    expect((await answer)[0]).to.deep.include({ n: 1, caller: id('client') });
+    const end = once(stream.call, 'end');
+    stream.call.end();
+    await end;
+  });
+
+  it('no call outlives the client certificate it was authenticated with: an open stream is cancelled at its expiry', async () => {
+    const svid = await pki.issue('client', { durationSeconds: 3 });
+    const notAfter = new Date(new X509Certificate(svid.certChainPem).validTo).getTime();
+    // Age and grace far past the test: only the certificate's expiry can end the stream.
+    const address = await serve(() => new Date(), {
+      maxConnectionAgeMs: 24 * 3600_000,
+      maxConnectionAgeGraceMs: 24 * 3600_000,
+    });
+    const client = newEchoClient(
+      address,
+      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
+    );
+    cleanup.push(() => client.close());
+    const stream = await openStream(client, svid);
+    const err = await stream.endedWithin(30_000);
+    expect(err, 'the stream was cancelled').to.not.equal(undefined);
+    expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
+    expect(Date.now(), 'not before the certificate expired').to.be.at.least(notAfter);
   });
 });

@@ -13,13 +13,19 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  * Checks a `maxConnectionAgeMs` option: undefined (the default rule) or a positive, finite number of
  * milliseconds. Anything else throws, saying what was wrong, when the server or client is made.
  */
-export function checkMaxConnectionAge(value: unknown, what: string): number | undefined {
+export function checkMaxConnectionAge(
+  value: unknown,
+  what: string,
+  option: 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs' = 'maxConnectionAgeMs',
+): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     const shown = typeof value === 'number' ? String(value) : typeof value;
     throw new TypeError(
-      `${what}: maxConnectionAgeMs must be a positive, finite number of milliseconds (got ${shown}); ` +
-        'leave it out for the default, a quarter of the SVID lifetime',
+      `${what}: ${option} must be a positive, finite number of milliseconds (got ${shown}); ` +
+        (option === 'maxConnectionAgeMs'
+          ? 'leave it out for the default, a quarter of the SVID lifetime'
+          : 'leave it out for the default, the maximum connection age'),
     );
   }
   return value;

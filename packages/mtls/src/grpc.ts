@@ -161,6 +161,13 @@ export interface GrpcServerOptions {
    * server sees on the connection. Default: a quarter of the lifetime of the server's SVID at that call.
    */
   maxConnectionAgeMs?: number;
+  /**
+   * How long calls still open on a retired connection may go on before they are cancelled (the session is
+   * destroyed; grpc-js clients see UNAVAILABLE and a new call reconnects). Default: the connection's
+   * maximum age, so a connection lives at most twice its age after its first call. Whatever this is, calls
+   * on a connection whose client certificate has expired are cancelled at that expiry.
+   */
+  maxConnectionAgeGraceMs?: number;
   /** Handshake failures, denials and rotations. */
   observe?: Observer;
   /** The clock, for tests. */
@@ -222,23 +229,63 @@ function callVerdict(
  *    certificate expired, would be refused once).
  * A session whose peer fails the checks (certificate expired, its root left the bundle, …) is closed too:
  * the call is refused, and the client's next call reconnects instead of being refused forever.
+ *
+ * GOAWAY lets open streams finish, and a stream may never finish (a server stream, a bidirectional one):
+ * calls still open `grace` ms after retirement are cancelled by destroying the session, and so are calls
+ * still open on a session when its client certificate expires (a timer at the notAfter of the certificate
+ * the first call presented), so no call outlives the certificate it was authenticated with.
  */
-function sessionRetirement(source: X509Source, configuredAge: number | undefined, now: () => Date) {
-  const born = new WeakMap<http2.Http2Session, { at: number; maxAge: number }>();
+function sessionRetirement(
+  source: X509Source,
+  configuredAge: number | undefined,
+  configuredGrace: number | undefined,
+  now: () => Date,
+) {
+  const born = new WeakMap<http2.Http2Session, { at: number; maxAge: number; retired: boolean }>();
+  const timers = (session: http2.Http2Session, ...list: NodeJS.Timeout[]) => {
+    for (const t of list) t.unref();
+    session.once('close', () => list.forEach((t) => clearTimeout(t)));
+  };
+  const cancel = (session: http2.Http2Session) => {
+    if (!session.destroyed) session.destroy();
+  };
+  const stateOf = (session: http2.Http2Session) => {
+    let state = born.get(session);
+    if (!state) {
+      state = { at: now().getTime(), maxAge: maxConnectionAgeMs(source, configuredAge), retired: false };
+      born.set(session, state);
+      timers(
+        session,
+        setTimeout(() => retire(session), timerDelay(state.maxAge)),
+      );
+    }
+    return state;
+  };
   const retire = (session: http2.Http2Session) => {
-    if (!session.closed && !session.destroyed) session.close();
+    if (session.closed || session.destroyed) return;
+    const state = stateOf(session);
+    if (state.retired) return;
+    state.retired = true;
+    session.close();
+    timers(
+      session,
+      setTimeout(() => cancel(session), timerDelay(configuredGrace ?? state.maxAge)),
+    );
   };
   return {
     retire,
-    /** Whether `session` is past its maximum age; the first call seen on it starts its clock and timer. */
-    pastAge(session: http2.Http2Session): boolean {
-      let state = born.get(session);
-      if (!state) {
-        state = { at: now().getTime(), maxAge: maxConnectionAgeMs(source, configuredAge) };
-        born.set(session, state);
-        const timer = setTimeout(() => retire(session), timerDelay(state.maxAge)).unref();
-        session.once('close', () => clearTimeout(timer));
-      }
+    /**
+     * Whether `session` is past its maximum age; the first call seen on it starts its clock and timers
+     * (its age, and the expiry of the client certificate it presented).
+     */
+    pastAge(session: http2.Http2Session, peerNotAfter: Date): boolean {
+      const fresh = !born.has(session);
+      const state = stateOf(session);
+      if (fresh)
+        timers(
+          session,
+          setTimeout(() => cancel(session), timerDelay(peerNotAfter.getTime() - state.at)),
+        );
       return now().getTime() - state.at >= state.maxAge;
     },
   };
@@ -253,12 +300,18 @@ function sessionRetirement(source: X509Source, configuredAge: number | undefined
 export function spiffeAuthInterceptor(
   source: X509Source,
   authz: Authorizer,
-  opts: { observe?: Observer; now?: () => Date; maxConnectionAgeMs?: number } = {},
+  opts: {
+    observe?: Observer;
+    now?: () => Date;
+    maxConnectionAgeMs?: number;
+    maxConnectionAgeGraceMs?: number;
+  } = {},
 ): grpc.ServerInterceptor {
   const now = opts.now ?? (() => new Date());
   const retirement = sessionRetirement(
     source,
     checkMaxConnectionAge(opts.maxConnectionAgeMs, 'spiffeAuthInterceptor'),
+    checkMaxConnectionAge(opts.maxConnectionAgeGraceMs, 'spiffeAuthInterceptor', 'maxConnectionAgeGraceMs'),
     now,
   );
   return (method, call) =>
@@ -287,7 +340,7 @@ export function spiffeAuthInterceptor(
                 details: `${verdict.peer.id} is not allowed to call ${method.path}`,
               });
             } else {
-              if (session && retirement.pastAge(session)) retirement.retire(session);
+              if (session && retirement.pastAge(session, verdict.notAfter)) retirement.retire(session);
               mdNext(metadata);
             }
           },
@@ -306,6 +359,7 @@ export function spiffeAuthInterceptor(
 export function grpcServerCredentials(source: X509Source, opts: GrpcServerOptions): grpc.ServerCredentials {
   const authz = toAuthorizer(opts?.authorize, 'grpcServerCredentials');
   checkMaxConnectionAge(opts.maxConnectionAgeMs, 'grpcServerCredentials');
+  checkMaxConnectionAge(opts.maxConnectionAgeGraceMs, 'grpcServerCredentials', 'maxConnectionAgeGraceMs');
   const provider = new SvidCertificateProvider(source, opts.observe);
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true);
   return grpc.experimental.createServerCredentialsWithInterceptors(creds, [
