@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { format, inspect } from 'node:util';
 import {
   authorizeAny,
@@ -407,6 +408,69 @@ describe('mTLS library: secure defaults', function () {
     agent.destroy();
     // The default is a quarter of the server's SVID lifetime (1 h here): 15 min.
     now = new Date();
+  });
+
+  it('nothing outlives the client certificate it was authenticated with: open HTTPS, HTTP/2 and TLS streams are cut at its expiry', async () => {
+    const source = await sourceFor(await pki.issue('server'));
+    // Age far past the test: only the certificate's expiry can end what is open. Each server answers with a
+    // first chunk and never ends.
+    const opts = { authorize: authorizeId(id('client')), maxConnectionAgeMs: 24 * 3600_000 };
+    const web = await listen(createHttpsServer(source, opts, (_req, res) => res.write('first')));
+    const h2 = createHttp2Server(source, opts, (_req, res) => res.write('first'));
+    const raw = await listen(createTlsServer(source, opts, (s) => s.write('first')));
+    await listen(h2 as unknown as tls.Server);
+    const client = await pki.issue('client', { durationSeconds: 3 });
+    const notAfter = new Date(new X509Certificate(client.certChainPem).validTo).getTime();
+    const ended: Promise<string>[] = [];
+    const open: { destroy(): unknown }[] = [];
+    // HTTPS: a response that never ends.
+    ended.push(
+      new Promise((resolve) => {
+        const req = https
+          .get(`https://127.0.0.1:${port(web)}/`, { ...creds(client), rejectUnauthorized: false }, (res) => {
+            res.once('data', () => res.once('close', () => resolve('https')));
+            res.on('error', () => undefined);
+          })
+          .on('error', () => undefined);
+        open.push(req);
+      }),
+    );
+    // HTTP/2: a stream that never ends.
+    const session = http2.connect(`https://127.0.0.1:${port(h2)}`, {
+      ...creds(client),
+      rejectUnauthorized: false,
+    });
+    session.on('error', () => undefined);
+    open.push(session);
+    ended.push(
+      new Promise((resolve) => {
+        const req = session.request({ ':path': '/' });
+        req.on('error', () => undefined);
+        req.once('data', () => req.once('close', () => resolve('h2')));
+      }),
+    );
+    // TLS: a socket the server never ends.
+    ended.push(
+      new Promise((resolve) => {
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port: port(raw),
+          ...creds(client),
+          rejectUnauthorized: false,
+        });
+        socket.on('error', () => undefined);
+        open.push(socket);
+        socket.once('data', () => socket.once('close', () => resolve('tls')));
+      }),
+    );
+    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000).unref());
+    try {
+      const results = await Promise.all(ended.map((e) => Promise.race([e, timeout])));
+      expect(results).to.deep.equal(['https', 'h2', 'tls']);
+      expect(Date.now(), 'not before the certificate expired').to.be.at.least(notAfter);
+    } finally {
+      for (const o of open) o.destroy();
+    }
   });
 
   it('HTTP/2: a connection past its maximum age gets a GOAWAY', async () => {

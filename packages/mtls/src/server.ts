@@ -133,7 +133,16 @@ function guard(server: tls.Server, source: X509Source, opts: ServerOptions, what
       const grace = setTimeout(() => socket.destroy(), Math.min(30_000, age)).unref();
       socket.once('close', () => clearTimeout(grace));
     }, timerDelay(age)).unref();
-    socket.once('close', () => clearTimeout(timer));
+    // Nothing on the connection outlives the client certificate it was authenticated with: a response or
+    // an HTTP/2 stream still open when it expires is cut (requests made after it are refused with 401).
+    const expiry = setTimeout(
+      () => socket.destroy(),
+      timerDelay(verdict.notAfter.getTime() - now().getTime()),
+    ).unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      clearTimeout(expiry);
+    });
     for (const listener of original) listener.call(server, socket);
   });
   server.on('tlsClientError', (err, socket) =>
