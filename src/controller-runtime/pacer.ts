@@ -84,6 +84,13 @@ interface Held {
  * renewals that are not handed over ahead) and for the issuance's own latency.
  */
 export const PLANNED_RATE_FRACTION = 0.9;
+/**
+ * The time constant of the pacer's estimate of how fast keys are handed over ahead (an exponentially
+ * decaying count). The held keys are only those already inside their look-ahead window, so a bunch is seen
+ * as it enters: when keys enter faster than the planned rate grants, the window fills faster than it could
+ * drain, and early grants start then rather than once the held ones alone no longer fit.
+ */
+export const INFLOW_TIME_CONSTANT_MS = 5000;
 /** How often the pacer looks again at the renewals it holds while no other timer would wake it. */
 export const AHEAD_CHECK_MS = 1000;
 /** The look-ahead's demand check counts due times in one-second buckets, this many at most (an hour). */
@@ -104,6 +111,9 @@ export class Pacer<K> {
   private readonly dueCounts = new Map<number, number>();
   private heldSeq = 0;
   private early = 0;
+  /** Hand-overs of new held keys, an exponentially decaying count (per INFLOW_TIME_CONSTANT_MS). */
+  private inflow = 0;
+  private inflowAt: number;
   private timer?: unknown;
   private readonly clock: PacerClock;
   private readonly onGrant: (key: K) => void;
@@ -119,6 +129,7 @@ export class Pacer<K> {
     this.tokens = this.burst;
     this.clock = clock;
     this.last = clock.now();
+    this.inflowAt = this.last;
     this.onGrant = onGrant;
   }
 
@@ -168,6 +179,8 @@ export class Pacer<K> {
     this.waiting.delete(key);
     const old = this.held.get(key);
     if (old && old.group === group && old.deadline === deadline && old.dueAt === dueAt) return false;
+    if (!old) this.inflow = this.inflowNow(now) + 1;
+    this.inflowAt = now;
     this.release(key);
     const entry = { group, deadline, dueAt, seq: this.heldSeq++ };
     this.held.set(key, entry);
@@ -217,16 +230,24 @@ export class Pacer<K> {
     return undefined;
   }
 
+  /** The decayed hand-over count at `now` (a clock that went back decays nothing). */
+  private inflowNow(now: number): number {
+    return this.inflow * Math.exp(-Math.max(0, now - this.inflowAt) / INFLOW_TIME_CONSTANT_MS);
+  }
+
   /**
-   * Whether held work must start now to be on time: some due time T by which more held keys fall due than
-   * the tokens there are now plus PLANNED_RATE_FRACTION of the rate until T would grant. Each bucket is
-   * counted as due at its start, the earliest its keys can be due.
+   * Whether held work must start now to be on time: keys are being handed over faster than
+   * PLANNED_RATE_FRACTION of the rate grants, or there is some due time T by which more held keys fall due
+   * than the tokens there are now plus that share of the rate until T would grant. Each bucket is counted
+   * as due at its start, the earliest its keys can be due.
    */
   private mustStartEarly(now: number): boolean {
     const total = this.held.size;
     const first = this.firstHeld();
     if (!first) return false;
     const perMs = PLANNED_RATE_FRACTION / this.intervalMs;
+    // Hand-overs per ms, from the decayed count (its mean over the time constant).
+    if (this.inflowNow(now) / INFLOW_TIME_CONSTANT_MS > perMs) return true;
     const from = Math.floor(first.held.dueAt / 1000);
     let due = 0;
     for (let b = from; b < from + MAX_BUCKETS_SCANNED; b++) {

@@ -2,7 +2,7 @@
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import type * as k8s from '@kubernetes/client-node';
 import { issuedSvidFacts, issueSvid, type IssuedSvid, type LoadedCa } from '../../pki/index.ts';
-import { renewalTime } from '../../renewal/index.ts';
+import { earliestRenewal, renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
@@ -451,7 +451,12 @@ export class Reconciler {
       reason,
       `${reason} SVID ${svid.serialNumber} for ${svid.spiffeId}, valid until ${rfc3339(svid.notAfter)} (${p.message})`,
     );
-    return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
+    // Looked at again from when its renewal may be taken early (the keep plan hands it to the pacer then);
+    // an SVID cut to the CA's expiry is not renewed early, so it is looked at when it is due.
+    const next = svid.clampedToCa
+      ? renewal
+      : earliestRenewal(renewal, svid.notBefore, svid.notAfter, p.desired.renewBeforeSeconds);
+    return { requeueAfterMs: next.getTime() - this.now().getTime() };
   }
 
   private async createSecret(
