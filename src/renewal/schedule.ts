@@ -100,12 +100,13 @@ export const MAX_EARLY_FRACTION_OF_RENEW_BEFORE = 0.5;
  */
 export function earliestRenewal(
   renewal: Date,
-  notBefore: Date,
   notAfter: Date,
+  durationSeconds: number,
   renewBeforeSeconds: number,
 ): Date {
   const lookAheadMs = Math.round(renewBeforeSeconds * 1000 * MAX_EARLY_FRACTION_OF_RENEW_BEFORE);
-  const midpoint = notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) / 2;
+  // The midpoint from the lifetime asked for, not from notBefore: that is backdated for clock skew.
+  const midpoint = notAfter.getTime() - (durationSeconds * 1000) / 2;
   const earliest = Math.max(renewal.getTime() - lookAheadMs, Math.ceil(midpoint));
   return new Date(Math.min(renewal.getTime(), earliest));
 }

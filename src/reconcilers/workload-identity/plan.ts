@@ -178,8 +178,8 @@ export function plan(
   if (!fullLifetime) return { action: 'keep', ...kept };
   const earlyFrom = earliestRenewal(
     decision.renewalTime,
-    decision.notBefore,
     decision.notAfter,
+    desired.durationSeconds,
     desired.renewBeforeSeconds,
   );
   return { action: 'keep', ...kept, earlyFrom };

@@ -455,7 +455,7 @@ export class Reconciler {
     // an SVID cut to the CA's expiry is not renewed early, so it is looked at when it is due.
     const next = svid.clampedToCa
       ? renewal
-      : earliestRenewal(renewal, svid.notBefore, svid.notAfter, p.desired.renewBeforeSeconds);
+      : earliestRenewal(renewal, svid.notAfter, p.desired.durationSeconds, p.desired.renewBeforeSeconds);
     return { requeueAfterMs: next.getTime() - this.now().getTime() };
   }
 

@@ -123,12 +123,17 @@ describe('renewal math', () => {
     const t0 = Date.parse('2030-01-01T00:00:00Z');
     const at = (s: number) => new Date(t0 + s * 1000);
     const early = (durationS: number, renewBeforeS: number, jitterS: number) =>
-      (earliestRenewal(at(durationS - renewBeforeS - jitterS), at(0), at(durationS), renewBeforeS).getTime() -
+      (earliestRenewal(
+        at(durationS - renewBeforeS - jitterS),
+        at(durationS),
+        durationS,
+        renewBeforeS,
+      ).getTime() -
         t0) /
       1000;
 
     const table: [string, number, number, number, number][] = [
-      // name, duration, renewBefore, jitter, earliest (seconds after notBefore)
+      // name, duration, renewBefore, jitter, earliest (seconds after issuance: notAfter - duration)
       ['default renewBefore (a third): half of it ahead, at the midpoint', 3600, 1200, 0, 1800],
       ['default renewBefore with jitter: the midpoint bounds it', 3600, 1200, 100, 1800],
       ['short renewBefore: half of it ahead', 3600, 60, 6, 3504],
@@ -157,7 +162,7 @@ describe('renewal math', () => {
           (duration, rbFraction, renewalFraction) => {
             const renewBefore = Math.max(0.001, duration * rbFraction);
             const renewal = at(duration * renewalFraction);
-            const e = earliestRenewal(renewal, at(0), at(duration), renewBefore).getTime();
+            const e = earliestRenewal(renewal, at(duration), duration, renewBefore).getTime();
             expect(e).to.be.at.most(renewal.getTime());
             expect(renewal.getTime() - e).to.be.at.most(Math.round(renewBefore * 500) + 1);
             if (e < renewal.getTime()) expect(e).to.be.at.least(t0 + (duration * 1000) / 2);

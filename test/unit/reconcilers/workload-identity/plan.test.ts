@@ -180,8 +180,9 @@ describe('reconcile plan', () => {
     const p = plan(identity(), policy, ok(), owned, t);
     expect(p.action).to.equal('keep');
     if (p.action !== 'keep') return;
-    // renewBefore 20m: up to 10m ahead of the renewal time, never before the midpoint of the life.
-    const midpoint = (p.notBefore.getTime() + p.notAfter.getTime()) / 2;
+    // renewBefore 20m: up to 10m ahead of the renewal time, never before the midpoint of the 1h life
+    // (counted from notAfter: notBefore is backdated for clock skew).
+    const midpoint = p.notAfter.getTime() - 1800_000;
     const want = Math.max(p.renewalTime.getTime() - 600_000, Math.ceil(midpoint));
     expect(p.earlyFrom?.getTime()).to.equal(want);
     expect(earlyRenewalMessage(p.renewalTime, new Date(p.renewalTime.getTime() - 90_000))).to.match(
