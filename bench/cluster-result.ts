@@ -142,6 +142,11 @@ export interface ClusterResult {
     maxLatenessSeconds: number | null;
     /** The most re-issuances waiting for an --issuance-rate token (one sample a second). */
     pacerBacklogMax: number | null;
+    /** The most renewals the pacer held inside their look-ahead window, not yet due (one sample a second). */
+    pacerAheadMax: number | null;
+    /** Renewals in the window whose new SVID showed up before their renewal time, and the earliest, s. */
+    earlyRenewals: number | null;
+    maxEarlinessSeconds: number | null;
     /** Reconciles running at the sample (of --concurrency), mean and max over the window. */
     activeReconcilesMean: number | null;
     activeReconcilesMax: number | null;
@@ -221,6 +226,9 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       lateRenewals: null,
       overdueAtEnd: null,
       pacerBacklogMax: null,
+      pacerAheadMax: null,
+      earlyRenewals: null,
+      maxEarlinessSeconds: null,
       activeReconcilesMean: null,
       activeReconcilesMax: null,
       writingMean: null,

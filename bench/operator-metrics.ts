@@ -14,6 +14,7 @@ const COUNTER_METRICS = [
   'svid_operator_workqueue_latency_seconds',
   'svid_operator_workqueue_depth',
   'svid_operator_issuance_pacer_backlog',
+  'svid_operator_issuance_pacer_ahead',
   'svid_operator_workqueue_active',
   'svid_operator_workqueue_writing',
 ];
@@ -30,6 +31,7 @@ export async function counters(op: OperatorProcess) {
     reconciles: sum('svid_operator_workqueue_latency_seconds_count'),
     depth: sum('svid_operator_workqueue_depth'),
     pacerBacklog: sum('svid_operator_issuance_pacer_backlog'),
+    pacerAhead: sum('svid_operator_issuance_pacer_ahead'),
     active: sum('svid_operator_workqueue_active'),
     writing: sum('svid_operator_workqueue_writing'),
   };

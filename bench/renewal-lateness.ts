@@ -29,6 +29,10 @@ export interface LatenessSummary {
   maxLatenessSeconds: number;
   /** Status renewalTime values that differ from the rule by more than a second. */
   renewalTimeMismatches: number;
+  /** Renewals that showed up before their renewal time (the operator took them early). */
+  earlyRenewals: number;
+  /** The earliest of those, seconds before its renewal time (0 when none was early). */
+  maxEarlinessSeconds: number;
 }
 
 export class RenewalLateness {
@@ -40,6 +44,8 @@ export class RenewalLateness {
   private late = 0;
   private maxLatenessMs = 0;
   private mismatches = 0;
+  private early = 0;
+  private maxEarlinessMs = 0;
 
   constructor(renewBeforeSeconds: number) {
     this.renewBeforeSeconds = renewBeforeSeconds;
@@ -65,6 +71,10 @@ export class RenewalLateness {
       const ms = nowMs - prev.renewAtMs;
       this.maxLatenessMs = Math.max(this.maxLatenessMs, ms);
       if (ms > this.slackMs) this.late++;
+      if (ms < 0) {
+        this.early++;
+        this.maxEarlinessMs = Math.max(this.maxEarlinessMs, -ms);
+      }
     }
     const renewAtMs = renewalTime(svid.notAfter, this.renewBeforeSeconds, svid.uid).getTime();
     if (svid.renewalTime && Math.abs(svid.renewalTime.getTime() - renewAtMs) > 1000) this.mismatches++;
@@ -89,6 +99,8 @@ export class RenewalLateness {
       overdueAtEnd: overdue,
       maxLatenessSeconds: Math.max(0, maxMs) / 1000,
       renewalTimeMismatches: this.mismatches,
+      earlyRenewals: this.early,
+      maxEarlinessSeconds: this.maxEarlinessMs / 1000,
     };
   }
 }

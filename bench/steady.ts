@@ -73,6 +73,7 @@ export async function measureSteady(
     const cores: number[] = [];
     const depths: number[] = [];
     const backlogs: number[] = [];
+    const aheads: number[] = [];
     const actives: number[] = [];
     const writing: number[] = [];
     const firstText = await ctx.op.metrics();
@@ -92,6 +93,7 @@ export async function measureSteady(
       cores.push((cpu - prevCpu) / s);
       depths.push(now.depth);
       backlogs.push(now.pacerBacklog);
+      aheads.push(now.pacerAhead);
       actives.push(now.active);
       writing.push(now.writing);
       prev = now;
@@ -120,6 +122,9 @@ export async function measureSteady(
     out.maxLatenessSeconds = summary.maxLatenessSeconds;
     out.renewalTimeMismatches = summary.renewalTimeMismatches;
     out.pacerBacklogMax = Math.max(...backlogs);
+    out.pacerAheadMax = Math.max(...aheads);
+    out.earlyRenewals = summary.earlyRenewals;
+    out.maxEarlinessSeconds = summary.maxEarlinessSeconds;
     out.activeReconcilesMean = actives.reduce((a, b) => a + b, 0) / actives.length;
     out.activeReconcilesMax = Math.max(...actives);
     out.writingMean = writing.reduce((a, b) => a + b, 0) / writing.length;

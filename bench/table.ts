@@ -92,6 +92,11 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
     [`steady: late renewals of ${steady.renewals ?? 0}`, fmt(steady.lateRenewals, 0), 'target 0'],
     ['steady: SVIDs overdue at the end of the window', fmt(steady.overdueAtEnd, 0), 'target 0'],
     [
+      'steady: renewals taken early / earliest s; pacer held ahead max',
+      `${fmt(steady.earlyRenewals, 0)} / ${fmt(steady.maxEarlinessSeconds)}; ${fmt(steady.pacerAheadMax, 0)}`,
+      '',
+    ],
+    [
       'steady: max lateness s (renewal or overdue)',
       fmt(steady.maxLatenessSeconds),
       'within the jitter bound',

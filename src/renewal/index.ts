@@ -1,6 +1,8 @@
 export { DurationError, formatDuration, parseDuration } from './duration.ts';
 export {
   DEFAULT_DURATION_SECONDS,
+  MAX_EARLY_FRACTION_OF_RENEW_BEFORE,
+  earliestRenewal,
   MAX_JITTER_SECONDS,
   jitterSeconds,
   renewalTime,

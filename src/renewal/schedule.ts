@@ -85,3 +85,28 @@ export function renewalTime(notAfter: Date, renewBeforeSeconds: number, uid: str
   const offsetMs = (renewBeforeSeconds + jitterSeconds(uid, renewBeforeSeconds)) * 1000;
   return new Date(notAfter.getTime() - Math.round(offsetMs));
 }
+
+/** The look-ahead is at most this fraction of renewBefore. */
+export const MAX_EARLY_FRACTION_OF_RENEW_BEFORE = 0.5;
+
+/**
+ * The earliest time the operator may renew an SVID ahead of its renewalTime, when its issuance rate has room
+ * that later would be short: renewBefore/2 before renewalTime, but never in the first half of the SVID's life.
+ * So a renewal taken early still leaves the workload its full renewBefore and more, an SVID is never replaced
+ * while young (it has served at least half its life, as with the largest renewBefore the CRD allows), and
+ * a rate can absorb a bunch of rate × renewBefore/2 renewals more than it carries before they fall due.
+ * Never later than renewalTime; equal to it when the SVID is already past its midpoint there (a short
+ * remaining window leaves nothing to take early).
+ */
+export function earliestRenewal(
+  renewal: Date,
+  notAfter: Date,
+  durationSeconds: number,
+  renewBeforeSeconds: number,
+): Date {
+  const lookAheadMs = Math.round(renewBeforeSeconds * 1000 * MAX_EARLY_FRACTION_OF_RENEW_BEFORE);
+  // The midpoint from the lifetime asked for, not from notBefore: that is backdated for clock skew.
+  const midpoint = notAfter.getTime() - (durationSeconds * 1000) / 2;
+  const earliest = Math.max(renewal.getTime() - lookAheadMs, Math.ceil(midpoint));
+  return new Date(Math.min(renewal.getTime(), earliest));
+}

@@ -3,6 +3,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../../hack/lib/control-plane.ts';
 import { createSelfSignedCa } from '../../src/pki/index.ts';
+import { earliestRenewal, renewalTime } from '../../src/renewal/index.ts';
 import type { WorkloadIdentity } from '../../src/reconcilers/workload-identity/types.ts';
 import {
   createIdentity,
@@ -205,5 +206,70 @@ describe('renewal that cannot loop or be starved', function () {
     expect(done, 'paced rewrites done before both newcomers were Ready').to.be.below(10 * RATE);
     expect(done).to.be.below(N);
     console.log(`      ${done} of ${N} paced bundle rewrites done when both newcomers were Ready`);
+  });
+
+  it('takes a bunched renewal cycle early, inside the look-ahead window of each SVID, when the rate is short', async () => {
+    // 40 identities created together with 2-minute SVIDs (renewBefore 40 s, jitter up to 4 s) fall due
+    // within a few seconds of each other; at --issuance-rate=3 that is ~13 s of tokens. Each may be renewed
+    // from the middle of its life (60 s): the pacer starts early, since they enter that window faster than
+    // the rate. What is asserted does not depend on the machine's speed: renewals were taken early, none
+    // before its window opened, and each new status says when the new SVID is due by the usual rule.
+    const N = 40;
+    const name = `early-${suffix}`;
+    const { ns, op } = await setup('early', 30 * 24 * 3600, [
+      `--watch-namespace=${name}`,
+      '--issuance-rate=3',
+      '--min-duration=10s',
+      '--min-renew-before=5s',
+    ]);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const names = Array.from({ length: N }, (_, i) => `id-${i}`);
+    await Promise.all(
+      names.map((n) =>
+        createIdentity(kc, ns, n, { serviceAccountName: n, secretName: `${n}-svid`, duration: '2m' }),
+      ),
+    );
+    const list = async () =>
+      (
+        (await custom.listNamespacedCustomObject({
+          group: 'identity.svid.dev',
+          version: 'v1alpha1',
+          plural: 'workloadidentities',
+          namespace: ns,
+        })) as { items: WorkloadIdentity[] }
+      ).items;
+    const first = await until(`${N} identities Ready`, 2 * 60_000, async () => {
+      const items = await list();
+      return items.filter(isReady).length === N ? items : undefined;
+    });
+    const second = await until(`${N} identities renewed`, 5 * 60_000, async () => {
+      const items = await list();
+      return items.filter((w) => isReady(w) && (w.status?.revision ?? 0) >= 2).length === N
+        ? items
+        : undefined;
+    });
+    const before = new Map(first.map((w) => [w.metadata.name, w]));
+    let early = 0;
+    for (const w of second) {
+      const prev = before.get(w.metadata.name) as WorkloadIdentity;
+      const prevNotAfter = new Date(prev.status?.notAfter ?? '');
+      const prevRenewal = new Date(prev.status?.renewalTime ?? '');
+      // The new SVID's notAfter is its issuance time plus the 2-minute duration (to the second).
+      const issuedAt = Date.parse(w.status?.notAfter ?? '') - 120_000;
+      const window = earliestRenewal(prevRenewal, prevNotAfter, 120, 40).getTime();
+      expect(issuedAt, `${w.metadata.name} renewed before its window`).to.be.at.least(window - 1000);
+      if (issuedAt < prevRenewal.getTime() - 1000) early++;
+      const rule = renewalTime(new Date(w.status?.notAfter ?? ''), 40, w.metadata.uid ?? '');
+      // Written to the second (RFC 3339).
+      expect(Date.parse(w.status?.renewalTime ?? ''), w.metadata.name).to.equal(
+        Math.floor(rule.getTime() / 1000) * 1000,
+      );
+      expect(ready(w)?.reason).to.equal('Renewed');
+    }
+    const takenEarly = op.logs.filter((l) => l.message === 'renewed SVID' && l.cause === 'RenewedEarly');
+    expect(early, 'renewals issued before their renewal time').to.be.greaterThan(0);
+    expect(takenEarly.length).to.be.at.least(early);
+    expect(String(takenEarly[0]?.why)).to.match(/^renewal was due at .*; taken \d+s early because/);
+    console.log(`      ${early} of ${N} renewals taken early`);
   });
 });

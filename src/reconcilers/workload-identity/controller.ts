@@ -258,6 +258,7 @@ export class Controller {
       active: this.queue.active,
       writing: this.queue.writing,
       pacerBacklog: this.pacer.backlog,
+      pacerAhead: this.pacer.aheadCount,
     }));
     // A rejection is logged by the informer (reloadCa reports every CA problem on status itself).
     this.caInformer.on(() => this.reloadCa());

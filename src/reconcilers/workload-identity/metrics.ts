@@ -28,6 +28,8 @@ export interface QueueView {
   active: number;
   writing: number;
   pacerBacklog: number;
+  /** Renewals the pacer holds inside their look-ahead window, not yet due (Pacer.ahead). */
+  pacerAhead: number;
 }
 
 /** The operator's Prometheus metrics. Label values are identity names, never secrets. */
@@ -51,6 +53,7 @@ export class ControllerMetrics {
   readonly active: Gauge;
   readonly writing: Gauge;
   readonly pacerBacklog: Gauge;
+  readonly pacerAhead: Gauge;
   /** The queue the queue gauges read on each scrape (see queueFrom). */
   private queue: () => QueueView | undefined = () => undefined;
   readonly caExpiry: Gauge;
@@ -164,6 +167,12 @@ export class ControllerMetrics {
       help: 'Re-issuances waiting for an --issuance-rate token',
       registers: r,
       collect: fromQueue((q) => q.pacerBacklog),
+    });
+    this.pacerAhead = new Gauge({
+      name: 'svid_operator_issuance_pacer_ahead',
+      help: 'Renewals inside their look-ahead window that the pacer holds until they are due or taken early',
+      registers: r,
+      collect: fromQueue((q) => q.pacerAhead),
     });
     this.caExpiry = new Gauge({
       name: 'svid_operator_ca_expiry_timestamp_seconds',

@@ -10,7 +10,7 @@ import {
   type SvidFacts,
 } from '../../pki/index.ts';
 import { checkDnsNames } from '../../policy/index.ts';
-import { resolveLifetime, type DurationBounds } from '../../renewal/index.ts';
+import { earliestRenewal, resolveLifetime, type DurationBounds } from '../../renewal/index.ts';
 import { buildSpiffeId } from '../../spiffe/index.ts';
 import { ANNOTATION_RENEW_REQUEST, pendingRenewRequest } from './renew-request.ts';
 import type { FailureReason, WorkloadIdentity } from './types.ts';
@@ -50,6 +50,11 @@ export type Plan =
       serialNumber: string;
       notBefore: Date;
       notAfter: Date;
+      /**
+       * From when the renewal may be taken early if the issuance rate has room (earliestRenewal); absent
+       * when a new SVID could not outlive this one by its full duration (the CA expires first).
+       */
+      earlyFrom?: Date;
     }
   | {
       /** Only the trust bundle changed (a CA rotation): rewrite ca.crt, keep the certificate and its key. */
@@ -166,7 +171,23 @@ export function plan(
     notBefore: decision.notBefore,
     notAfter: decision.notAfter,
   };
-  return bundleStale ? { action: 'rebundle', ...kept } : { action: 'keep', ...kept };
+  if (bundleStale) return { action: 'rebundle', ...kept };
+  // An early renewal only where the new SVID gets its full lifetime: one cut to the CA's expiry would end
+  // no later than this one, and renewing it early would only repeat.
+  const fullLifetime = ca.ca.notAfter.getTime() - now.getTime() >= desired.durationSeconds * 1000;
+  if (!fullLifetime) return { action: 'keep', ...kept };
+  const earlyFrom = earliestRenewal(
+    decision.renewalTime,
+    decision.notAfter,
+    desired.durationSeconds,
+    desired.renewBeforeSeconds,
+  );
+  return { action: 'keep', ...kept, earlyFrom };
+}
+
+/** Why an SVID renewed ahead of its renewalTime was (the issuance's message). */
+export function earlyRenewalMessage(renewal: Date, now: Date): string {
+  return `renewal was due at ${renewal.toISOString()}; taken ${Math.round((renewal.getTime() - now.getTime()) / 1000)}s early because more renewals fall due before then than --issuance-rate grants in time`;
 }
 
 /** The leaf's notAfter when it equals the CA's (the lifetime was cut to it) and is still ahead. */

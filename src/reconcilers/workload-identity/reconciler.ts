@@ -2,7 +2,7 @@
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import type * as k8s from '@kubernetes/client-node';
 import { issuedSvidFacts, issueSvid, type IssuedSvid, type LoadedCa } from '../../pki/index.ts';
-import { renewalTime } from '../../renewal/index.ts';
+import { earliestRenewal, renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
@@ -21,6 +21,7 @@ import type { RateLimiter } from '../../controller-runtime/limiter.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { Pacer } from '../../controller-runtime/pacer.ts';
 import {
+  earlyRenewalMessage,
   isPaced,
   plan,
   retryDelayMs,
@@ -192,7 +193,6 @@ export class Reconciler {
       case 'rebundle':
         return this.rebundle(wi, p, secret as k8s.V1Secret, secretKey);
       case 'keep': {
-        this.d.pacer.cancel(key);
         this.failures.delete(key);
         const status = this.readyStatus(
           wi,
@@ -203,15 +203,34 @@ export class Reconciler {
           p.renewalTime,
           'Issued',
         );
-        if (statusEqual(wi.status, status))
-          return { requeueAfterMs: p.renewalTime.getTime() - now.getTime() };
-        // A status to bring up to date (after a restart, a spec change that kept the SVID): in a write slot.
-        return {
-          writes: async () => {
-            await this.writeStatus(wi, status);
-            return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
-          },
+        // The next look is when the renewal may first be taken early (plan.ts earlyFrom), else when it is due.
+        const next = p.earlyFrom ?? p.renewalTime;
+        if (!statusEqual(wi.status, status)) {
+          this.d.pacer.cancel(key);
+          // A status to bring up to date (after a restart, a spec change that kept the SVID): in a write slot.
+          return {
+            writes: async () => {
+              await this.writeStatus(wi, status);
+              return { requeueAfterMs: next.getTime() - this.now().getTime() };
+            },
+          };
+        }
+        if (now < next) {
+          this.d.pacer.cancel(key);
+          return { requeueAfterMs: next.getTime() - now.getTime() };
+        }
+        // Inside the look-ahead window: the pacer holds the key (no timer of the work queue's meanwhile) and
+        // hands it back early if the rate has room that later would be short, or once it is due.
+        if (!this.d.pacer.ahead(key, wi.metadata.namespace, p.notAfter.getTime(), p.renewalTime.getTime()))
+          return;
+        const early: Extract<Plan, { action: 'issue' }> = {
+          action: 'issue',
+          desired: p.desired,
+          cause: 'RenewedEarly',
+          message: earlyRenewalMessage(p.renewalTime, now),
+          create: false,
         };
+        return this.issue(wi, early, secret, secretKey, true);
       }
       case 'issue':
         return this.issue(wi, p, secret, secretKey);
@@ -304,6 +323,8 @@ export class Reconciler {
     p: Extract<Plan, { action: 'issue' }>,
     existing: k8s.V1Secret | undefined,
     secretKey: string,
+    /** The pacer already granted it (an early renewal's turn). */
+    granted = false,
   ): Promise<HandlerResult> {
     const key = `${wi.metadata.namespace}/${wi.metadata.name}`;
     const state = this.d.ca();
@@ -314,7 +335,7 @@ export class Reconciler {
       const wait = gate.at - this.now().getTime();
       if (wait > 0) return { requeueAfterMs: wait };
     }
-    if (!this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
+    if (!granted && !this.admitted(wi, p.cause, current, p.desired.renewBeforeSeconds)) return;
     const started = performance.now();
     let svid: IssuedSvid;
     try {
@@ -430,7 +451,12 @@ export class Reconciler {
       reason,
       `${reason} SVID ${svid.serialNumber} for ${svid.spiffeId}, valid until ${rfc3339(svid.notAfter)} (${p.message})`,
     );
-    return { requeueAfterMs: renewal.getTime() - this.now().getTime() };
+    // Looked at again from when its renewal may be taken early (the keep plan hands it to the pacer then);
+    // an SVID cut to the CA's expiry is not renewed early, so it is looked at when it is due.
+    const next = svid.clampedToCa
+      ? renewal
+      : earliestRenewal(renewal, svid.notAfter, p.desired.durationSeconds, p.desired.renewBeforeSeconds);
+    return { requeueAfterMs: next.getTime() - this.now().getTime() };
   }
 
   private async createSecret(

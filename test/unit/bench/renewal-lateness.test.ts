@@ -33,6 +33,8 @@ describe('bench: renewal lateness counting', () => {
       overdueAtEnd: 0,
       maxLatenessSeconds: 20.001,
       renewalTimeMismatches: 0,
+      earlyRenewals: 1,
+      maxEarlinessSeconds: 5,
     });
   });
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
+  earliestRenewal,
   formatDuration,
   jitterSeconds,
   MAX_JITTER_SECONDS,
@@ -116,5 +117,58 @@ describe('renewal math', () => {
     const seconds = new Set<number>();
     for (let i = 0; i < 1000; i++) seconds.add(Math.floor(jitterSeconds(`uid-${i}`, 3600)));
     expect(seconds.size).to.be.greaterThan(250);
+  });
+
+  describe('earliestRenewal (the look-ahead window)', () => {
+    const t0 = Date.parse('2030-01-01T00:00:00Z');
+    const at = (s: number) => new Date(t0 + s * 1000);
+    const early = (durationS: number, renewBeforeS: number, jitterS: number) =>
+      (earliestRenewal(
+        at(durationS - renewBeforeS - jitterS),
+        at(durationS),
+        durationS,
+        renewBeforeS,
+      ).getTime() -
+        t0) /
+      1000;
+
+    const table: [string, number, number, number, number][] = [
+      // name, duration, renewBefore, jitter, earliest (seconds after issuance: notAfter - duration)
+      ['default renewBefore (a third): half of it ahead, at the midpoint', 3600, 1200, 0, 1800],
+      ['default renewBefore with jitter: the midpoint bounds it', 3600, 1200, 100, 1800],
+      ['short renewBefore: half of it ahead', 3600, 60, 6, 3504],
+      ['10-minute SVIDs as the bench runs them', 600, 200, 20, 300],
+      [
+        'the largest renewBefore (half): renewal already before the midpoint, nothing ahead',
+        600,
+        300,
+        30,
+        270,
+      ],
+      ['renewBefore 40 %: the midpoint bounds it', 600, 240, 0, 300],
+      ['renewBefore beyond the bounds: the renewal time itself', 600, 400, 0, 200],
+      ['tiny renewBefore: half a second ahead', 600, 1, 0, 598.5],
+    ];
+    for (const [name, duration, renewBefore, jitter, want] of table) {
+      it(name, () => expect(early(duration, renewBefore, jitter)).to.equal(want));
+    }
+
+    it('lies within [max(renewal - renewBefore/2, midpoint), renewal] (property)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 10 * 86400 }),
+          fc.double({ min: 0, max: 1, noNaN: true }),
+          fc.double({ min: 0, max: 1, noNaN: true }),
+          (duration, rbFraction, renewalFraction) => {
+            const renewBefore = Math.max(0.001, duration * rbFraction);
+            const renewal = at(duration * renewalFraction);
+            const e = earliestRenewal(renewal, at(duration), duration, renewBefore).getTime();
+            expect(e).to.be.at.most(renewal.getTime());
+            expect(renewal.getTime() - e).to.be.at.most(Math.round(renewBefore * 500) + 1);
+            if (e < renewal.getTime()) expect(e).to.be.at.least(t0 + (duration * 1000) / 2);
+          },
+        ),
+      );
+    });
   });
 });

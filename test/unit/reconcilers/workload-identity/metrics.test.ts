@@ -130,6 +130,7 @@ describe('work queue metrics', () => {
     svid_operator_workqueue_active: 'active',
     svid_operator_workqueue_writing: 'writing',
     svid_operator_issuance_pacer_backlog: 'pacerBacklog',
+    svid_operator_issuance_pacer_ahead: 'pacerAhead',
   } as const;
   const value = (text: string, name: string) =>
     text
@@ -142,10 +143,17 @@ describe('work queue metrics', () => {
     let scrape = 0;
     m.queueFrom(() => {
       scrape++;
-      return { depth: 10 * scrape + 1, scheduled: 2, active: 3, writing: 4, pacerBacklog: 5 };
+      return { depth: 10 * scrape + 1, scheduled: 2, active: 3, writing: 4, pacerBacklog: 5, pacerAhead: 6 };
     });
     const first = await m.registry.metrics();
-    expect(Object.keys(QUEUE_METRICS).map((n) => value(first, n))).to.deep.equal(['11', '2', '3', '4', '5']);
+    expect(Object.keys(QUEUE_METRICS).map((n) => value(first, n))).to.deep.equal([
+      '11',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+    ]);
     const again = await m.registry.getSingleMetricAsString('svid_operator_workqueue_depth');
     expect(value(again, 'svid_operator_workqueue_depth')).to.equal(String(10 * scrape + 1));
     expect(scrape).to.be.greaterThan(5);

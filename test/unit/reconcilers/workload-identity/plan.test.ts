@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  earlyRenewalMessage,
   isPaced,
   plan,
   retryDelayMs,
@@ -163,6 +164,51 @@ describe('reconcile plan', () => {
     // A new CA re-issues it at once.
     const p2 = plan(identity(), policy, ok(), owned, new Date(t.getTime() + 1000));
     expect(p2.action === 'issue' && p2.cause).to.equal('WrongIssuer');
+  });
+
+  it('lets a kept SVID be renewed early from its look-ahead window, unless the CA ends before a new one would', async () => {
+    const t = new Date();
+    const svid = await issueSvid(ca, {
+      spiffeId: 'spiffe://example.org/ns/prod/sa/payments',
+      durationSeconds: 3600,
+      now: t,
+    });
+    const owned = {
+      kind: 'owned' as const,
+      svid: { certChainPem: svid.certChainPem, keyPem: svid.keyPem, bundlePem: svid.bundlePem },
+    };
+    const p = plan(identity(), policy, ok(), owned, t);
+    expect(p.action).to.equal('keep');
+    if (p.action !== 'keep') return;
+    // renewBefore 20m: up to 10m ahead of the renewal time, never before the midpoint of the 1h life
+    // (counted from notAfter: notBefore is backdated for clock skew).
+    const midpoint = p.notAfter.getTime() - 1800_000;
+    const want = Math.max(p.renewalTime.getTime() - 600_000, Math.ceil(midpoint));
+    expect(p.earlyFrom?.getTime()).to.equal(want);
+    expect(earlyRenewalMessage(p.renewalTime, new Date(p.renewalTime.getTime() - 90_000))).to.match(
+      /^renewal was due at .*Z; taken 90s early because more renewals fall due/,
+    );
+    // A CA that ends 5000 s after t: from t + 1400 s on a new 1h SVID would be cut to it, so nothing is
+    // taken early from then on.
+    const shortCa = await loadCa(
+      await createSelfSignedCa({ trustDomain: 'example.org', validitySeconds: 5000, now: t }),
+    );
+    const svid2 = await issueSvid(shortCa, {
+      spiffeId: 'spiffe://example.org/ns/prod/sa/payments',
+      durationSeconds: 3600,
+      now: t,
+    });
+    expect(svid2.clampedToCa).to.equal(false);
+    const owned2 = {
+      kind: 'owned' as const,
+      svid: { certChainPem: svid2.certChainPem, keyPem: svid2.keyPem, bundlePem: svid2.bundlePem },
+    };
+    const short = { ok: true as const, ca: shortCa };
+    const before = plan(identity(), policy, short, owned2, new Date(t.getTime() + 1000_000));
+    expect(before.action === 'keep' && before.earlyFrom !== undefined).to.equal(true);
+    const p3 = plan(identity(), policy, short, owned2, new Date(t.getTime() + 2000_000));
+    expect(p3.action).to.equal('keep');
+    expect(p3.action === 'keep' && p3.earlyFrom).to.equal(undefined);
   });
 
   it('keeps lastTransitionTime while the Ready status is unchanged, and compares statuses by content', () => {
