@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ControlPlane } from './lib/control-plane.ts';
+import { residentByMapping } from './lib/resident.ts';
 import { installCrds } from './lib/crds.ts';
 import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
 import { createSelfSignedCa } from '../src/pki/index.ts';
@@ -45,33 +46,6 @@ const script = values.script
   : values.dist
     ? path.join(root, 'dist/src/operator/main.js')
     : path.join(root, 'src/operator/main.ts');
-
-/** Resident kB of a process's mappings, grouped by what they are. */
-export async function residentByMapping(pid: number): Promise<Record<string, number>> {
-  const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
-  const out: Record<string, number> = {};
-  let group = '';
-  for (const line of text.split('\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) {
-      const [, perms = '', file = ''] = head;
-      const base = file ? path.basename(file) : '';
-      group = !file
-        ? `anonymous ${perms.includes('x') ? 'code' : 'data'}`
-        : base === process.execPath.split('/').pop() || file === process.execPath
-          ? `node binary ${perms.includes('x') ? 'code' : perms.includes('w') ? 'data' : 'read-only'}`
-          : file === '[heap]'
-            ? 'malloc heap ([heap])'
-            : base.startsWith('lib')
-              ? 'shared libraries'
-              : file;
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) out[group] = (out[group] ?? 0) + Number(rss[1]);
-  }
-  return out;
-}
 
 const cp = await ControlPlane.start({});
 const kc = new PooledKubeConfig();

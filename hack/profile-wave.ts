@@ -6,13 +6,15 @@
 // (npm run bench) reports the figures that count.
 //   node hack/profile-wave.ts [--identities 1000] [--cpu-prof DIR] [--heap FILE] [--dist]
 //     [--drop-flag=--liftoff-only ...] (leaves one of the image's node flags out, to measure what it costs)
-import { readdir, rename } from 'node:fs/promises';
+//     [--hold SECONDS] (keeps the operator running after the report, e.g. to attach gdb and call malloc_trim)
+import { readdir, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ControlPlane } from './lib/control-plane.ts';
 import { installCrds } from './lib/crds.ts';
+import { residentByMapping } from './lib/resident.ts';
 import { PooledKubeConfig } from '../src/kube/pooled-kubeconfig.ts';
 import { createSelfSignedCa } from '../src/pki/index.ts';
 import { createNamespace, isReady, putCaSecret } from '../test/harness/identities.ts';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     heap: { type: 'string' },
     dist: { type: 'boolean', default: false },
     'drop-flag': { type: 'string', multiple: true, default: [] },
+    hold: { type: 'string', default: '0' },
   },
 });
 const n = Number(values.identities);
@@ -92,11 +95,20 @@ try {
       'nodejs_heap_size_used_bytes',
       'nodejs_heap_size_total_bytes',
       'nodejs_external_memory_bytes',
+      'nodejs_heap_space_size_used_bytes',
+      'nodejs_heap_space_size_total_bytes',
     ])
   ).split('\n')) {
-    const m = /^nodejs_(\w+)_bytes\s+([\d.e+]+)/.exec(line);
-    if (m?.[1] && m[2]) heapMb[m[1]] = Number((Number(m[2]) / 2 ** 20).toFixed(1));
+    const m = /^nodejs_(\w+)_bytes(?:\{space="(\w+)"\})?\s+([\d.e+]+)/.exec(line);
+    if (m?.[1] && m[3]) heapMb[m[2] ? `${m[1]}.${m[2]}` : m[1]] = Number((Number(m[3]) / 2 ** 20).toFixed(1));
   }
+  // Resident kB by kind of mapping (anonymous data holds V8's heap; [heap] is malloc's) and the rollup's totals.
+  const residentKb = await residentByMapping(op.pid ?? 0);
+  const rollupKb: Record<string, number> = {};
+  for (const m of (await readFile(`/proc/${op.pid ?? 0}/smaps_rollup`, 'utf8')).matchAll(
+    /^(Rss|Pss_Anon|Pss_File|Anonymous|Private_Dirty):\s+(\d+) kB/gm,
+  ))
+    if (m[1] && m[2]) rollupKb[m[1]] = Number(m[2]);
   if (values.heap) {
     const seen = new Set(await readdir(heapDir));
     process.kill(op.pid ?? 0, 'SIGUSR2');
@@ -123,10 +135,17 @@ try {
       rssMb: Number(rss.toFixed(1)),
       kbPerIdentity: Number((((rss - baselineMb) * 1024) / n).toFixed(2)),
       heapMb,
+      residentKb,
+      rollupKb,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
       nodeArgs: nodeArgs.filter((flag) => !flag.startsWith('--diagnostic-dir')),
     }),
   );
+  const hold = Number(values.hold);
+  if (hold > 0) {
+    console.log(`holding for ${hold} s: operator pid ${op.pid ?? 0}`);
+    await sleep(hold * 1000);
+  }
 } finally {
   watch.stop();
   await op?.stop();

@@ -1,20 +1,14 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { pemBlocks, toPem } from '@svid-operator/mtls/pem';
-import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  BasicConstraints,
-  Certificate,
-  ExtendedKeyUsage,
-  KeyUsage,
-  KeyUsageFlags,
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-} from '@peculiar/asn1-x509';
+  certificateExtensions,
+  readBasicConstraintsCa,
+  readExtKeyUsage,
+  readKeyUsage,
+  readSubjectAltNames,
+  readSubjectKeyIdentifier,
+  type RawExtension,
+} from './der-reader.ts';
 import { readHeader, subjectPublicKeyBits } from './der.ts';
 import { PkiError } from './errors.ts';
 
@@ -77,10 +71,6 @@ function skip(der: Buffer, offset: number): number {
   return offset + header + length;
 }
 
-export function parsedCertificate(cert: X509Certificate): Certificate {
-  return AsnConvert.parse(cert.raw, Certificate);
-}
-
 export interface CertificateProfile {
   isCa: boolean | undefined;
   basicConstraintsCritical: boolean;
@@ -94,6 +84,12 @@ export interface CertificateProfile {
   subjectKeyId: Buffer | undefined;
 }
 
+const id_ce_basicConstraints = '2.5.29.19';
+const id_ce_keyUsage = '2.5.29.15';
+const id_ce_extKeyUsage = '2.5.29.37';
+const id_ce_subjectAltName = '2.5.29.17';
+const id_ce_subjectKeyIdentifier = '2.5.29.14';
+
 const EXTENSION_NAMES: Record<string, string> = {
   [id_ce_basicConstraints]: 'basicConstraints',
   [id_ce_keyUsage]: 'keyUsage',
@@ -102,8 +98,21 @@ const EXTENSION_NAMES: Record<string, string> = {
   [id_ce_subjectKeyIdentifier]: 'subjectKeyIdentifier',
 };
 
+/** RFC 5280 §4.2.1.3 key usage bits as readKeyUsage numbers them (bit i is 2^i). */
+export const KeyUsageFlags = {
+  digitalSignature: 1,
+  nonRepudiation: 2,
+  keyEncipherment: 4,
+  dataEncipherment: 8,
+  keyAgreement: 16,
+  keyCertSign: 32,
+  cRLSign: 64,
+  encipherOnly: 128,
+  decipherOnly: 256,
+} as const;
+
 /**
- * The extensions that the SVID and CA rules are about, read with @peculiar/asn1-x509. Node's X509Certificate
+ * The extensions that the SVID and CA rules are about, read with der-reader.ts. Node's X509Certificate
  * accepts a certificate whose extension contents are not valid DER (it reads them lazily), so every parse
  * failure here is a PkiError ('CaBadExtension') naming the extension, not a raw parser exception.
  */
@@ -120,22 +129,22 @@ export function profile(cert: X509Certificate): CertificateProfile {
     subjectAltNameCritical: false,
     subjectKeyId: undefined,
   };
-  let extensions: Certificate['tbsCertificate']['extensions'];
+  let extensions: RawExtension[];
   try {
-    extensions = parsedCertificate(cert).tbsCertificate.extensions;
+    extensions = certificateExtensions(cert.raw);
   } catch {
     throw new PkiError(
       'CaBadExtension',
       `the certificate ${describeSubject(cert)} has extensions that are not valid DER: reissue the certificate`,
     );
   }
-  for (const ext of extensions ?? []) {
+  for (const ext of extensions) {
     try {
-      readExtension(result, ext.extnID, ext.critical, ext.extnValue.buffer);
+      readExtension(result, ext.id, ext.critical, ext.value);
     } catch {
       throw new PkiError(
         'CaBadExtension',
-        `the ${EXTENSION_NAMES[ext.extnID] ?? ext.extnID} extension is not valid DER in the certificate ${describeSubject(cert)}: reissue the certificate`,
+        `the ${EXTENSION_NAMES[ext.id] ?? ext.id} extension is not valid DER in the certificate ${describeSubject(cert)}: reissue the certificate`,
       );
     }
   }
@@ -144,34 +153,32 @@ export function profile(cert: X509Certificate): CertificateProfile {
 
 const describeSubject = (cert: X509Certificate) => `"${cert.subject.replace(/\n/g, ', ')}"`;
 
-function readExtension(result: CertificateProfile, id: string, critical: boolean, value: ArrayBuffer): void {
+function readExtension(result: CertificateProfile, id: string, critical: boolean, value: Uint8Array): void {
   switch (id) {
     case id_ce_basicConstraints:
-      result.isCa = AsnConvert.parse(value, BasicConstraints).cA;
+      result.isCa = readBasicConstraintsCa(value);
       result.basicConstraintsCritical = critical;
       break;
     case id_ce_keyUsage:
-      result.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+      result.keyUsage = readKeyUsage(value);
       result.keyUsageCritical = critical;
       break;
     case id_ce_extKeyUsage:
-      result.extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+      result.extKeyUsage = readExtKeyUsage(value);
       break;
-    case id_ce_subjectAltName:
+    case id_ce_subjectAltName: {
       result.subjectAltNameCritical = critical;
-      for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
-        if (name.uniformResourceIdentifier !== undefined) result.uris.push(name.uniformResourceIdentifier);
-        else if (name.dNSName !== undefined) result.dnsNames.push(name.dNSName);
-        else result.otherSans++;
-      }
+      const names = readSubjectAltNames(value);
+      result.uris.push(...names.uris);
+      result.dnsNames.push(...names.dnsNames);
+      result.otherSans += names.other;
       break;
+    }
     case id_ce_subjectKeyIdentifier:
-      result.subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
+      result.subjectKeyId = readSubjectKeyIdentifier(value);
       break;
   }
 }
-
-export { KeyUsageFlags };
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
 export function keyIdentifier(publicKey: KeyObject): Buffer {

@@ -81,6 +81,11 @@ describe('the echo of an own write that arrives before its answer', function () 
     });
   }
 
+  // The operator's cached copies of the Secrets it manages keep tls.crt and tls.key only until their facts
+  // are known (slim.ts); an echo no reconcile reads must not keep them either (~1.4 KB per identity).
+  const HELD = 'svid_operator_cached_secrets_with_svid_data';
+  const cachedWithSvidData = async () => sumMetric(await op.metrics([HELD]), HELD);
+
   const requestRenewal = (name: string, value: string) =>
     wid(kc).patchNamespacedCustomObject(
       {
@@ -98,6 +103,8 @@ describe('the echo of an own write that arrives before its answer', function () 
     await createIdentity(kc, ns, 'a', { serviceAccountName: 'a', secretName: 'a-svid' });
     const before = await waitReady(kc, ns, 'a');
     const start = await settled();
+    expect(await op.metrics([HELD]), 'the gauge is served').to.include(`${HELD} `);
+    expect(await cachedWithSvidData(), 'cached Secrets holding SVID data after the issuance').to.equal(0);
     proxy.addRule({
       name: 'hold-secret',
       method: 'PATCH',
@@ -122,6 +129,8 @@ describe('the echo of an own write that arrives before its answer', function () 
       expect(held, 'answers held').to.deep.equal({ 'hold-secret': 1, 'hold-status': 1 });
       // The annotation's watch event: one reconcile; the two echoes: none.
       expect(end - start).to.equal(1);
+      // The Secret's echo came first and was held, then dropped as the echo once the answer came.
+      expect(await cachedWithSvidData(), 'cached Secrets holding SVID data after the renewal').to.equal(0);
     } finally {
       proxy.clearRules();
     }
@@ -169,6 +178,8 @@ describe('the echo of an own write that arrives before its answer', function () 
           : undefined;
       });
       expect(w.status?.lastRenewRequest).to.equal('2026-11-24T08:01:00Z');
+      await settled();
+      expect(await cachedWithSvidData(), 'cached Secrets holding SVID data after the re-issue').to.equal(0);
     } finally {
       proxy.clearRules();
     }

@@ -252,6 +252,13 @@ export class Controller {
     }
     // The per-identity gauges, computed on each scrape from the newest view of every identity.
     o.metrics.identitiesFrom(() => this.currentIdentities());
+    o.metrics.secretsHoldingSvidDataFrom(() => {
+      let n = 0;
+      for (const informer of this.secrets.informers)
+        for (const secret of informer.cache.values())
+          if (secret.data?.['tls.crt'] !== undefined || secret.data?.['tls.key'] !== undefined) n++;
+      return n;
+    });
     o.metrics.queueFrom(() => ({
       depth: this.queue.depth,
       scheduled: this.queue.scheduled,

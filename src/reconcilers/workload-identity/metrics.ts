@@ -58,6 +58,9 @@ export class ControllerMetrics {
   private queue: () => QueueView | undefined = () => undefined;
   readonly caExpiry: Gauge;
   readonly leader: Gauge;
+  readonly secretsHoldingSvidData: Gauge;
+  /** How many cached managed Secrets still hold tls.crt or tls.key (see secretsHoldingSvidDataFrom). */
+  private heldSvidData: () => number | undefined = () => undefined;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -174,6 +177,16 @@ export class ControllerMetrics {
       registers: r,
       collect: fromQueue((q) => q.pacerAhead),
     });
+    const heldSvidData = () => this.heldSvidData();
+    this.secretsHoldingSvidData = new Gauge({
+      name: 'svid_operator_cached_secrets_with_svid_data',
+      help: 'Managed Secrets whose cached copy still holds tls.crt or tls.key (dropped once their facts are known; memory, issue 17)',
+      registers: r,
+      collect(this: Gauge) {
+        const n = heldSvidData();
+        if (n !== undefined) this.set(n);
+      },
+    });
     this.caExpiry = new Gauge({
       name: 'svid_operator_ca_expiry_timestamp_seconds',
       help: 'notAfter of the signing CA',
@@ -202,6 +215,11 @@ export class ControllerMetrics {
    */
   identitiesFrom(source: () => Iterable<WorkloadIdentity>): void {
     this.identities = source;
+  }
+
+  /** Where svid_operator_cached_secrets_with_svid_data is counted on each scrape (the Secret cache). */
+  secretsHoldingSvidDataFrom(source: () => number): void {
+    this.heldSvidData = source;
   }
 
   /** Where the queue gauges read the work queue and pacer from on each scrape. */

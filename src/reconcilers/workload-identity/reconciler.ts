@@ -140,7 +140,24 @@ export class Reconciler {
    * comes back through `changed` if it is not that write's echo), else 'change'.
    */
   secretSeen(secret: k8s.V1Secret): Seen {
-    return this.writtenSecrets.seen(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+    const seen = this.writtenSecrets.seen(key, secret);
+    // No reconcile reads an echo, so none would drop its tls.crt and tls.key from the cached copy.
+    if (seen === 'echo') this.dropKnownSvidData(key, secret);
+    return seen;
+  }
+
+  /**
+   * Drops tls.crt and tls.key from a cached Secret when the facts of exactly that content are remembered for
+   * the current CA (this process wrote it, or judged it before): ~1.4 KB per identity that the echo of the
+   * operator's own write would otherwise keep in the cache, since no reconcile reads an echo. Content that
+   * is not known stays, to be inspected by the next reconcile.
+   */
+  private dropKnownSvidData(secretKey: string, secret: k8s.V1Secret | undefined): void {
+    const ca = this.d.ca();
+    if (!secret?.data || !ca.ok || droppedSvidContent(secret) !== undefined) return;
+    const content = svidContent(secret.data);
+    if (this.svids.known(secretKey, content, ca.ca)) dropSvidData(secret, content);
   }
 
   /** The newest known version of an identity: the cached one, or this process's own later status write. */
@@ -392,6 +409,9 @@ export class Reconciler {
       else await this.patchSecret(wi, secretKey, svid, ca.fingerprint, existing, p.cause, keep);
       this.d.metrics.apiWrites.inc({ kind: 'secret' });
       this.svids.wrote(secretKey, sent, ca, issuedSvidFacts(svid, p.desired.dnsNames, p.desired.key));
+      // The watch may have delivered this write's echo before its answer (held, then dropped as the echo
+      // without a reconcile): the cached copy need not keep the SVID data either.
+      this.dropKnownSvidData(secretKey, this.d.secrets.get(secretKey));
     } catch (err) {
       const conflict = isConflict(err);
       if (conflict && p.create) {

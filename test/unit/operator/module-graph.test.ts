@@ -88,6 +88,12 @@ describe('the operator module graph', function () {
     expect(urls).not.to.include(url('node_modules/undici/index.js'));
   });
 
+  it('loads no @peculiar ASN.1 package: profile() reads extensions with src/pki/der-reader.ts', async () => {
+    const urls = await resolvedUrls('src/operator/main.ts');
+    expect(urls).to.include(url('src/pki/der-reader.ts'));
+    expect(urls.filter((u) => u.includes('/@peculiar/'))).to.deep.equal([]);
+  });
+
   it("never loads Node's bundled undici (fetch, WebSocket), which an ESM import of node:http does", async () => {
     const urls = await resolvedUrls('src/operator/main.ts', await kubeconfig('token-2', { token: 't' }));
     // The list is Node's own record of what it loaded (so an absent entry means something).
