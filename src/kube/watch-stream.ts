@@ -8,6 +8,7 @@
 // client-go's reflector), the server's clean close is reported as such, and the only client-side timer
 // is a dead-connection guard: no byte for longer than the server's own timeout plus a margin can only
 // mean a connection that silently died.
+import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher } from 'undici';
 import type { Connection } from './connection.ts';
 
@@ -58,25 +59,62 @@ export async function streamWatch(conn: Connection, req: WatchRequest): Promise<
     return { kind: 'status', code: res.statusCode, body: body.slice(0, 1000) };
   }
   req.onOpen();
-  let buffered = '';
+  const lines = new LineSplitter();
+  const onLine = (line: string) => {
+    const event = JSON.parse(line) as { type?: string; object?: unknown };
+    req.onEvent(event.type ?? '', event.object);
+  };
   try {
-    res.body.setEncoding('utf8');
-    for await (const chunk of res.body as AsyncIterable<string>) {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (!line) continue;
-        const event = JSON.parse(line) as { type?: string; object?: unknown };
-        req.onEvent(event.type ?? '', event.object);
-      }
-    }
+    // undici's body yields Buffers (setEncoding does not change what its async iterator gives).
+    for await (const chunk of res.body as AsyncIterable<Buffer | string>) lines.push(chunk, onLine);
   } catch (err) {
     res.body.destroy();
     return { kind: 'error', error: asError(err), aborted: req.signal.aborted };
   }
   return { kind: 'closed' };
+}
+
+/**
+ * Cuts a stream of text into its non-blank lines, each trimmed (a watch sends one JSON event per line). Each
+ * chunk is scanned from where the last line ended and only the unfinished tail is kept: the previous version
+ * re-sliced the whole remaining buffer after every line and trimmed every line, and the watch stream was
+ * ~2 % of the operator's sampled time at the 1,000 wave. A line that starts with '{' and ends with '}' (every
+ * watch event) has nothing to trim and is handed on as it is; any other is trimmed, and skipped when empty.
+ */
+export class LineSplitter {
+  private tail = '';
+
+  private readonly decoder = new StringDecoder('utf8');
+
+  /**
+   * Hands each line that `chunk` completes to `onLine`, in order; keeps the unfinished rest. Bytes are
+   * decoded as UTF-8 across chunks: a character whose bytes two chunks share is kept whole (the previous
+   * version turned each Buffer chunk into text on its own, so such a character became U+FFFD).
+   */
+  push(chunk: string | Buffer, onLine: (line: string) => void): void {
+    const decoded = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+    const text = this.tail === '' ? decoded : this.tail + decoded;
+    this.tail = '';
+    let start = 0;
+    let nl: number;
+    while ((nl = text.indexOf('\n', start)) >= 0) {
+      const end = nl;
+      const from = start;
+      start = nl + 1;
+      if (end > from && text.charCodeAt(from) === 0x7b && text.charCodeAt(end - 1) === 0x7d) {
+        onLine(text.slice(from, end));
+        continue;
+      }
+      const line = text.slice(from, end).trim();
+      if (line !== '') onLine(line);
+    }
+    this.tail = start === 0 ? text : text.slice(start);
+  }
+
+  /** The unfinished line held (the text after the last newline; bytes of a cut character not included). */
+  get pending(): string {
+    return this.tail;
+  }
 }
 
 function asError(err: unknown): Error {

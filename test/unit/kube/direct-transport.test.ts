@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { KubeClient } from '../../../src/kube/client.ts';
 import { directTransport } from '../../../src/kube/direct-transport.ts';
-import { createSelfSignedCa } from '../../../src/pki/index.ts';
+import { createSelfSignedCa, issueSvid, loadCa } from '../../../src/pki/index.ts';
 
 // Against a local HTTPS server that asks for a client certificate and records which one it got.
 describe('directTransport (client certificates from files, rotated in place)', function () {
@@ -80,6 +80,105 @@ describe('directTransport (client certificates from files, rotated in place)', f
       ]);
     } finally {
       await client.close();
+    }
+  });
+
+  it('presents the client certificate on every pooled connection (one TLS context shared by all)', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const client = new KubeClient(
+      await directTransport({
+        server: `https://127.0.0.1:${port}`,
+        cert: { data: Buffer.from(a.certPem) },
+        key: { data: Buffer.from(a.keyPem) },
+        insecureSkipTlsVerify: true,
+      }),
+    );
+    const sockets = new Set<unknown>();
+    const count = (socket: unknown) => sockets.add(socket);
+    server.on('secureConnection', count);
+    presented.length = 0;
+    try {
+      await Promise.all(Array.from({ length: 8 }, () => client.get('/api')));
+      expect(sockets.size).to.be.greaterThan(1);
+      expect(presented).to.deep.equal(Array.from({ length: 8 }, () => fingerprint(a.certPem)));
+    } finally {
+      server.off('secureConnection', count);
+      await client.close();
+    }
+  });
+
+  // The shared context must still carry the kubeconfig's CA, and verification stay on unless skipped: a
+  // server whose certificate (DNS name localhost, no IP) a CA of the test issued.
+  describe('verifies the API server as the kubeconfig says', () => {
+    let issuer: { certPem: string; keyPem: string };
+    let other: { certPem: string; keyPem: string };
+    let verified: https.Server;
+    before(async () => {
+      [issuer, other] = await Promise.all([
+        createSelfSignedCa({ trustDomain: 'issuer.example' }),
+        createSelfSignedCa({ trustDomain: 'other.example' }),
+      ]);
+      const svid = await issueSvid(await loadCa(issuer), {
+        spiffeId: 'spiffe://issuer.example/apiserver',
+        dnsNames: ['localhost'],
+        durationSeconds: 3600,
+      });
+      verified = https.createServer({ cert: svid.certChainPem, key: svid.keyPem }, (_req, res) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}'),
+      );
+      verified.listen(0, '127.0.0.1');
+      await once(verified, 'listening');
+    });
+    after(() => {
+      verified.closeAllConnections();
+      verified.close();
+    });
+
+    const cases: [string, () => { ca?: string; servername?: string; skip?: boolean }, string | undefined][] =
+      [
+        [
+          'its CA and the name it serves: accepted',
+          () => ({ ca: issuer.certPem, servername: 'localhost' }),
+          undefined,
+        ],
+        [
+          'its CA, the address it lacks: refused by name',
+          () => ({ ca: issuer.certPem }),
+          'ERR_TLS_CERT_ALTNAME_INVALID',
+        ],
+        [
+          'another CA: refused',
+          () => ({ ca: other.certPem, servername: 'localhost' }),
+          'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        ],
+        [
+          'no CA (the system roots): refused',
+          () => ({ servername: 'localhost' }),
+          'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        ],
+        ['another CA, verification skipped: accepted', () => ({ ca: other.certPem, skip: true }), undefined],
+      ];
+    for (const [name, setup, code] of cases) {
+      it(name, async () => {
+        const { ca, servername, skip } = setup();
+        const client = new KubeClient(
+          await directTransport({
+            server: `https://127.0.0.1:${(verified.address() as AddressInfo).port}`,
+            ...(ca && { ca: { data: Buffer.from(ca) } }),
+            ...(servername && { servername }),
+            insecureSkipTlsVerify: skip ?? false,
+          }),
+        );
+        try {
+          const err = await client.get('/api').then(
+            () => undefined,
+            (e: unknown) => e as NodeJS.ErrnoException,
+          );
+          expect(err?.code).to.equal(code);
+        } finally {
+          await client.close();
+        }
+      });
     }
   });
 
