@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type * as k8s from '@kubernetes/client-node';
 import { paths, type KubeClient, type RequestOptions } from '../kube/client.ts';
 import { isConflict, isNotFound, KubeApiError } from '../kube/errors.ts';
-import winston from 'winston';
+import { createLogger } from '../operator/logger.ts';
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
@@ -280,9 +280,7 @@ export class LeaseElector {
     };
     validateTimings(this.timings);
     this.api = opts.kc;
-    this.log =
-      opts.logger ??
-      winston.createLogger({ format: winston.format.json(), transports: [new winston.transports.Console()] });
+    this.log = opts.logger ?? createLogger('info', { defaults: { component: 'leader-election' } });
   }
 
   /** True between onStartedLeading and the abort of its signal. */
