@@ -659,14 +659,24 @@ describe('gRPC server connection age and expired client certificates', function 
     }
   });
 
-  /** A bidirectional stream that has had one answer, and the error that ends it (undefined if none by `ms`). */
-  async function openStream(client: EchoClientType, caller: IssuedSvid) {
+  /**
+   * A server with `extra` and a client with `svid`, and a bidirectional stream between them that has had one
+   * answer; `endedWithin(ms)` is the error that ends the stream, or undefined if none came by then.
+   */
+  async function openStream(svid: IssuedSvid, extra: Parameters<typeof serve>[1]) {
+    const address = await serve(() => new Date(), extra);
+    const client = newEchoClient(
+      address,
+      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
+    );
+    cleanup.push(() => client.close());
     const call = client.stream();
     const first = once(call, 'data') as Promise<[Pong]>;
     call.write({ n: 0 });
-    expect((await first)[0].callerSerial).to.equal(caller.serialNumber.toLowerCase());
+    expect((await first)[0].callerSerial).to.equal(svid.serialNumber.toLowerCase());
     const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
     return {
+      client,
       call,
       endedWithin: (ms: number) =>
         Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms))]),
@@ -675,32 +685,17 @@ describe('gRPC server connection age and expired client certificates', function 
 
   it('a stream still open on a retired connection is cancelled after maxConnectionAgeGraceMs; the next call reconnects', async () => {
     const svid = await pki.issue('client');
-    const address = await serve(() => new Date(), { maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 300 });
-    const client = newEchoClient(
-      address,
-      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
-    );
-    cleanup.push(() => client.close());
-    const stream = await openStream(client, svid);
+    const stream = await openStream(svid, { maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 300 });
     // Nothing ends the stream from either side: only the server's grace timer can.
     const err = await stream.endedWithin(30_000);
     expect(err, 'the stream was cancelled').to.not.equal(undefined);
     expect(err?.code).to.equal(grpc.status.UNAVAILABLE);
-    expect((await unary(client, 1)).callerSerial).to.equal(svid.serialNumber.toLowerCase());
+    expect((await unary(stream.client, 1)).callerSerial).to.equal(svid.serialNumber.toLowerCase());
   });
 
   it('with a long grace, a retired connection keeps its open stream past its age (GOAWAY only)', async () => {
     const svid = await pki.issue('client');
-    const address = await serve(() => new Date(), {
-      maxConnectionAgeMs: 300,
-      maxConnectionAgeGraceMs: 3600_000,
-    });
-    const client = newEchoClient(
-      address,
-      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
-    );
-    cleanup.push(() => client.close());
-    const stream = await openStream(client, svid);
+    const stream = await openStream(svid, { maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 3600_000 });
     // Past the age (300 ms) the connection is retired, and the stream goes on.
     expect(await stream.endedWithin(1_500)).to.equal(undefined);
     const answer = once(stream.call, 'data') as Promise<[Pong]>;
@@ -713,18 +708,12 @@ describe('gRPC server connection age and expired client certificates', function 
 
   it('no call outlives the client certificate it was authenticated with: an open stream is cancelled at its expiry', async () => {
     const svid = await pki.issue('client', { durationSeconds: 3 });
-    const notAfter = new Date(new X509Certificate(svid.certChainPem).validTo).getTime();
+    const notAfter = new Date(expiryOf(svid)).getTime();
     // Age and grace far past the test: only the certificate's expiry can end the stream.
-    const address = await serve(() => new Date(), {
+    const stream = await openStream(svid, {
       maxConnectionAgeMs: 24 * 3600_000,
       maxConnectionAgeGraceMs: 24 * 3600_000,
     });
-    const client = newEchoClient(
-      address,
-      grpcChannelCredentials(new FixedSource(svid), { serverId: id('server') }),
-    );
-    cleanup.push(() => client.close());
-    const stream = await openStream(client, svid);
     const err = await stream.endedWithin(30_000);
     expect(err, 'the stream was cancelled').to.not.equal(undefined);
     expect(err?.code).to.equal(grpc.status.UNAVAILABLE);

@@ -340,7 +340,6 @@ describe('mTLS library: secure defaults', function () {
     ];
     for (const [ext, problem] of cases) {
       const leaf = await opensslLeaf(ca, caMaterial.keyPem, ext);
-      const { X509Certificate } = await import('node:crypto');
       const verdict = verifyPeerCertificate(new X509Certificate(leaf.certChainPem), [], source, new Date());
       expect(verdict.ok, ext.join(' ')).to.equal(false);
       expect(verdict).to.deep.include({ reason: 'not-an-svid' });
@@ -350,7 +349,6 @@ describe('mTLS library: secure defaults', function () {
       `subjectAltName=URI:${id('fine')}`,
       'keyUsage=critical,digitalSignature',
     ]);
-    const { X509Certificate } = await import('node:crypto');
     expect(verifyPeerCertificate(new X509Certificate(good.certChainPem), [], source, new Date()).ok).to.equal(
       true,
     );
