@@ -1,6 +1,6 @@
 // The few DER encodings the signer needs. Issuing builds the TBSCertificate from bytes rather than
 // through an ASN.1 object model: per SVID only the serial, validity, key and SANs change, and the object
-// model made signing ten times slower than key generation (see bench/). Reading extensions is der-reader.ts.
+// model made signing ten times slower than key generation (see bench/). Reading extensions is `@svid-operator/mtls/der`.
 
 /** One DER element, written into a single buffer: this runs a few dozen times per issued certificate. */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {

@@ -55,12 +55,13 @@ export function inspectSvid(certChainPem: string, keyPem: string, ca: LoadedCa):
   let spiffeId: string | undefined;
   let dnsNames: readonly string[] = [];
   try {
-    nonConformant = svidConformance(leaf)
+    const broken = svidConformance(leaf)
       .filter((c) => !c.ok)
       .map((c) => c.name);
+    nonConformant = broken.length === 0 ? NONE : broken;
     const p = profile(leaf);
     spiffeId = p.uris[0];
-    dnsNames = p.dnsNames;
+    dnsNames = p.dnsNames.length === 0 ? NONE : p.dnsNames;
   } catch (err) {
     if (!(err instanceof PkiError)) throw err;
     nonConformant = { code: err.code, message: err.message };
@@ -73,7 +74,7 @@ export function inspectSvid(certChainPem: string, keyPem: string, ca: LoadedCa):
     nonConformant,
     spiffeId,
     dnsNames,
-    keySpec: describeKey(leaf.publicKey),
+    keySpec: keySpecOf(describeKey(leaf.publicKey)),
     serialNumber: leaf.serialNumber.toLowerCase(),
     notBefore: new Date(leaf.validFrom).getTime(),
     notAfter: new Date(leaf.validTo).getTime(),
@@ -84,6 +85,7 @@ export function inspectSvid(certChainPem: string, keyPem: string, ca: LoadedCa):
 // them share are held once (an empty list, the few key types), not once per Secret. Both are frozen.
 const NONE: readonly string[] = Object.freeze([]);
 const keySpecs = new Map<string, KeySpec>();
+const keySpecOf = (spec: KeySpec | undefined) => spec && sharedKeySpec(spec);
 function sharedKeySpec(spec: KeySpec): KeySpec {
   const id = `${spec.algorithm}/${'size' in spec ? spec.size : ''}`;
   let shared = keySpecs.get(id);

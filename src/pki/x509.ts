@@ -8,7 +8,7 @@ import {
   readSubjectAltNames,
   readSubjectKeyIdentifier,
   type RawExtension,
-} from './der-reader.ts';
+} from '@svid-operator/mtls/der';
 import { readHeader, subjectPublicKeyBits } from './der.ts';
 import { PkiError } from './errors.ts';
 
@@ -112,7 +112,7 @@ export const KeyUsageFlags = {
 } as const;
 
 /**
- * The extensions that the SVID and CA rules are about, read with der-reader.ts. Node's X509Certificate
+ * The extensions that the SVID and CA rules are about, read with the library's strict DER reader (`@svid-operator/mtls/der`). Node's X509Certificate
  * accepts a certificate whose extension contents are not valid DER (it reads them lazily), so every parse
  * failure here is a PkiError ('CaBadExtension') naming the extension, not a raw parser exception.
  */

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { format, inspect } from 'node:util';
+import { request as undiciRequest } from 'undici';
 import {
   authorizeAny,
   authorizeId,
@@ -15,7 +16,10 @@ import {
   createHttpsServer,
   createTlsServer,
   expressSpiffeAuth,
+  connectHttp2,
+  connectTls,
   SvidAgent,
+  SvidDispatcher,
   SvidSource,
   toPeerId,
   verifyPeerCertificate,
@@ -118,6 +122,21 @@ async function opensslLeaf(ca: LoadedCa, caKeyPem: string, extensions: string[])
   const keyPem = await readFile(`${res.dir}/leaf.key`, 'utf8');
   await res.cleanup();
   return { certChainPem, keyPem, bundlePem: ca.trustBundlePem } as IssuedSvid;
+}
+
+/**
+ * Each of `ended` resolves with its name when its connection closes; all must, within 30 s, and not before
+ * the certificate's `notAfter`.
+ */
+async function expectEndedAtExpiry(
+  ended: Promise<string>[],
+  names: string[],
+  notAfter: number,
+): Promise<void> {
+  const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000).unref());
+  const results = await Promise.all(ended.map((e) => Promise.race([e, timeout])));
+  expect(results).to.deep.equal(names);
+  expect(Date.now(), 'not before the certificate expired').to.be.at.least(notAfter);
 }
 
 describe('mTLS library: secure defaults', function () {
@@ -461,13 +480,92 @@ describe('mTLS library: secure defaults', function () {
         socket.once('data', () => socket.once('close', () => resolve('tls')));
       }),
     );
-    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000).unref());
     try {
-      const results = await Promise.all(ended.map((e) => Promise.race([e, timeout])));
-      expect(results).to.deep.equal(['https', 'h2', 'tls']);
-      expect(Date.now(), 'not before the certificate expired').to.be.at.least(notAfter);
+      await expectEndedAtExpiry(ended, ['https', 'h2', 'tls'], notAfter);
     } finally {
       for (const o of open) o.destroy();
+    }
+  });
+
+  it("the clients talk to no server past its certificate's expiry: open HTTPS (agent and fetch dispatcher), HTTP/2 and TLS streams are cut at it, and a pooled idle connection is closed", async () => {
+    // Plain Node servers with a 3-s server SVID, each answering with a first chunk and never ending; the
+    // clients' connection age is far past the test, so only the server certificate's expiry can end them.
+    const server = await pki.issue('server', { durationSeconds: 3 });
+    const notAfter = new Date(new X509Certificate(server.certChainPem).validTo).getTime();
+    const serverTls = { cert: server.certChainPem, key: server.keyPem };
+    const web = await listen(
+      https.createServer(serverTls, (req, res) => (req.url === '/end' ? res.end('ok') : res.write('first'))),
+    );
+    const h2 = http2.createSecureServer(serverTls, (_req, res) => res.write('first'));
+    await listen(h2 as unknown as tls.Server);
+    const raw = await listen(tls.createServer(serverTls, (s) => s.write('first')));
+    const source = await sourceFor(await pki.issue('client'));
+    const clientOpts = { serverId: id('server'), maxConnectionAgeMs: 24 * 3600_000 };
+    const agent = new SvidAgent(source, clientOpts);
+    const dispatcher = new SvidDispatcher(source, clientOpts);
+    const h2Client = connectHttp2(source, `https://127.0.0.1:${port(h2)}`, clientOpts);
+    const ended: Promise<string>[] = [];
+    const open: { destroy(): unknown }[] = [];
+    // A pooled keep-alive connection, idle after a finished request.
+    const pooled = await new Promise<tls.TLSSocket>((resolve, reject) =>
+      https
+        .get(`https://127.0.0.1:${port(web)}/end`, { agent }, (res) => {
+          const socket = res.socket as tls.TLSSocket;
+          res.resume();
+          res.once('end', () => resolve(socket));
+        })
+        .on('error', reject),
+    );
+    ended.push(new Promise((resolve) => pooled.once('close', () => resolve('idle pooled'))));
+    // https.Agent: a response that never ends.
+    ended.push(
+      new Promise((resolve) => {
+        const req = https
+          .get(`https://127.0.0.1:${port(web)}/`, { agent }, (res) => {
+            res.once('data', () => res.once('close', () => resolve('agent')));
+            res.on('error', () => undefined);
+          })
+          .on('error', () => undefined);
+        open.push(req);
+      }),
+    );
+    // undici dispatcher: a body that never ends.
+    ended.push(
+      undiciRequest(`https://127.0.0.1:${port(web)}/`, { dispatcher }).then(async ({ body }) => {
+        try {
+          for await (const chunk of body) void chunk;
+          return 'dispatcher: ended';
+        } catch (err) {
+          return (err as Error).message ? 'dispatcher' : 'dispatcher: no reason';
+        }
+      }),
+    );
+    // HTTP/2: a stream that never ends.
+    ended.push(
+      new Promise((resolve) => {
+        const req = h2Client.request({ ':path': '/' });
+        if (req.session) open.push(req.session);
+        req.on('error', () => undefined);
+        req.once('data', () => req.once('close', () => resolve('h2')));
+      }),
+    );
+    // TLS: a socket the server never ends.
+    ended.push(
+      new Promise((resolve) => {
+        const socket = connectTls(source, { host: '127.0.0.1', port: port(raw), ...clientOpts });
+        socket.on('error', () => undefined);
+        open.push(socket);
+        socket.once('data', () => socket.once('close', () => resolve('tls')));
+      }),
+    );
+    try {
+      await expectEndedAtExpiry(ended, ['idle pooled', 'agent', 'dispatcher', 'h2', 'tls'], notAfter);
+    } finally {
+      for (const o of open) o.destroy();
+      agent.destroy();
+      await dispatcher.destroy();
+      await h2Client.close();
+      h2.close();
     }
   });
 

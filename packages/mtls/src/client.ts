@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { Agent as UndiciAgent, buildConnector, Dispatcher } from 'undici';
 import { authorizeId, type Authorizer } from './authorize.ts';
-import { maxConnectionAgeMs } from './connection-age.ts';
+import { maxConnectionAgeMs, timerDelay } from './connection-age.ts';
 import { notify, type Observer } from './observe.ts';
 import { verifyDetailedPeerCertificate } from './peer.ts';
 import { toPem } from './pem.ts';
@@ -63,6 +63,34 @@ export function refuseResumed(socket: tls.TLSSocket): void {
     if (socket.isSessionReused())
       socket.destroy(new Error('a resumed TLS session was refused: its server was not checked'));
   });
+}
+
+/**
+ * Nothing is exchanged with a server after its certificate expired: the connection is closed at the
+ * server certificate's notAfter, whatever is still open on it (a pooled idle connection, a response that
+ * never ends, an HTTP/2 session). The connection age bounds how long the client keeps using a connection;
+ * this bounds it by the server's certificate too, which may expire long before the client's own rotation.
+ * Call it once the socket is connected (from 'secureConnect' on).
+ */
+export function closeAtServerExpiry(
+  socket: tls.TLSSocket,
+  now: () => Date = () => new Date(),
+  close: (reason: Error) => void = (reason) => socket.destroy(reason),
+): void {
+  const validTo = socket.getPeerCertificate()?.valid_to;
+  const notAfter = validTo ? Date.parse(validTo) : NaN;
+  // identityCheck accepted this certificate, so its notAfter parses; one that does not is not kept.
+  const delay = Number.isFinite(notAfter) ? timerDelay(notAfter - now().getTime()) : 0;
+  const timer = setTimeout(
+    () =>
+      close(
+        new Error(
+          `the connection was closed: the server's certificate expired${Number.isFinite(notAfter) ? ` at ${new Date(notAfter).toISOString()}` : ''}`,
+        ),
+      ),
+    delay,
+  ).unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 export function clientTlsOptions(source: X509Source, svid: X509Svid) {
@@ -141,6 +169,7 @@ export class SvidAgent extends https.Agent {
     );
     socket.disableRenegotiation();
     refuseResumed(socket);
+    socket.once('secureConnect', () => closeAtServerExpiry(socket, this.opts.now));
     return socket;
   }
 
@@ -206,6 +235,7 @@ export class SvidDispatcher extends Dispatcher {
             callback(new Error('a resumed TLS session was refused: its server was not checked'), null);
             return;
           }
+          closeAtServerExpiry(socket, this.opts.now);
         }
         if (err) callback(err, null);
         else callback(null, socket as NonNullable<typeof socket>);

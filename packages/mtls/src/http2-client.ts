@@ -5,7 +5,13 @@ import http2 from 'node:http2';
 import type tls from 'node:tls';
 import tlsModule from 'node:tls';
 import type { Authorizer } from './authorize.ts';
-import { clientTlsOptions, identityCheck, serverAuthorizer, type ClientOptions } from './client.ts';
+import {
+  clientTlsOptions,
+  closeAtServerExpiry,
+  identityCheck,
+  serverAuthorizer,
+  type ClientOptions,
+} from './client.ts';
 import type { X509Source, X509Svid } from './source/x509-source.ts';
 
 export interface Http2ClientOptions extends ClientOptions {
@@ -56,6 +62,8 @@ export class SvidHttp2Client {
     session.once('connect', (_s, socket) => {
       if ((socket as tls.TLSSocket).isSessionReused())
         session.destroy(new Error('a resumed TLS session was refused: its server was not checked'));
+      // Its streams end when the server's certificate expires; the next request opens a new session.
+      else closeAtServerExpiry(socket as tls.TLSSocket, this.opts.now, (reason) => session.destroy(reason));
     });
     session.on('error', () => undefined); // surfaced on the streams that were waiting on it
     session.once('close', () => {

@@ -4,6 +4,7 @@
 import tls from 'node:tls';
 import {
   clientTlsOptions,
+  closeAtServerExpiry,
   identityCheck,
   refuseResumed,
   serverAuthorizer,
@@ -58,5 +59,6 @@ export function connectTls(
   );
   socket.disableRenegotiation();
   refuseResumed(socket);
+  socket.once('secureConnect', () => closeAtServerExpiry(socket, now));
   return socket;
 }

@@ -276,12 +276,27 @@ describe('Workload API wire format', () => {
     });
 
     const broken: [string, Uint8Array, RegExp][] = [
-      ['not a SEQUENCE', hex('0403010203'), /certificate 1 is broken/],
-      ['length past the end', hex('3005020101'), /certificate 1 is broken/],
-      ['indefinite length', hex('308002010100 00'), /certificate 1 is broken/],
-      ['5 length bytes', hex('30850000000001 00'), /certificate 1 is broken/],
-      ['a lone tag byte after a good one', hex('3003020101 30'), /certificate 2 is broken/],
-      ['a long-form length cut off', hex('3082 01'), /certificate 1 is broken/],
+      ['not a SEQUENCE', hex('0403010203'), /certificate 1 is broken: tag 0x4 where a SEQUENCE belongs/],
+      ['length past the end', hex('3005020101'), /certificate 1 is broken: contents run past the end/],
+      ['indefinite length', hex('308002010100 00'), /certificate 1 is broken: indefinite length is not DER/],
+      ['5 length bytes', hex('30850000000001 00'), /certificate 1 is broken: length of more than 4 bytes/],
+      [
+        'a lone tag byte after a good one',
+        hex('3003020101 30'),
+        /certificate 2 is broken: element header runs past/,
+      ],
+      ['a long-form length cut off', hex('3082 01'), /certificate 1 is broken: length runs past its end/],
+      [
+        'a long-form length that fits the short form',
+        hex('308103020101'),
+        /certificate 1 is broken: length is not minimally encoded/,
+      ],
+      [
+        'a long-form length with a leading zero',
+        hex('308200c8'),
+        /certificate 1 is broken: length is not minimally encoded/,
+      ],
+      ['a high tag number', hex('1f2a00'), /certificate 1 is broken: high tag numbers/],
     ];
     for (const [name, input, reason] of broken) {
       it(`refuses ${name}`, () => expectWlError(() => splitDer(input, 'bundle'), 'malformed', reason));

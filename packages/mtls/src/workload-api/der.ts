@@ -1,11 +1,13 @@
 // Splitting concatenated DER certificates (the Workload API's x509_svid and bundle fields) by the outer
-// SEQUENCE's length. Bounded: a claimed length beyond the input is refused, not read.
+// SEQUENCE's length, with the library's strict DER reader. Bounded: a claimed length beyond the input is
+// refused, not read.
+import { DerError, readElement, type Element } from '../der.ts';
 import { WorkloadApiError } from './errors.ts';
 
-const malformed = (what: string, i: number) =>
+const malformed = (what: string, i: number, why: string) =>
   new WorkloadApiError(
     'malformed',
-    `${what} is not a list of DER certificates (certificate ${i + 1} is broken)`,
+    `${what} is not a list of DER certificates (certificate ${i + 1} is broken: ${why})`,
   );
 
 /** Splits `buf` into the DER encodings it concatenates; each must be a definite-length SEQUENCE. */
@@ -15,25 +17,17 @@ export function splitDer(buf: Uint8Array, what: string, maxItems = 1000): Uint8A
   while (pos < buf.length) {
     if (out.length >= maxItems)
       throw new WorkloadApiError('too-large', `${what} holds more than ${maxItems} certificates`);
-    if (buf[pos] !== 0x30 || pos + 2 > buf.length) throw malformed(what, out.length);
-    const first = buf[pos + 1] as number;
-    let len: number;
-    let header: number;
-    if (first < 0x80) {
-      len = first;
-      header = 2;
-    } else {
-      const n = first & 0x7f;
-      // 0x80 is BER's indefinite length (not DER); more than 4 length bytes cannot fit any input here.
-      if (n === 0 || n > 4 || pos + 2 + n > buf.length) throw malformed(what, out.length);
-      len = 0;
-      for (let i = 0; i < n; i++) len = len * 256 + (buf[pos + 2 + i] as number);
-      header = 2 + n;
+    let e: Element;
+    try {
+      e = readElement(buf, pos, buf.length);
+    } catch (err) {
+      if (err instanceof DerError) throw malformed(what, out.length, err.message);
+      throw err;
     }
-    const end = pos + header + len;
-    if (end > buf.length) throw malformed(what, out.length);
-    out.push(buf.subarray(pos, end));
-    pos = end;
+    if (e.tag !== 0x30)
+      throw malformed(what, out.length, `tag 0x${e.tag.toString(16)} where a SEQUENCE belongs`);
+    out.push(buf.subarray(pos, e.end));
+    pos = e.end;
   }
   return out;
 }

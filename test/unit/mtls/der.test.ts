@@ -1,4 +1,5 @@
-// der-reader.ts replaced @peculiar/asn1-x509 in profile() (issue 17: the operator no longer loads it). It
+// The library's DER reader (packages/mtls/src/der.ts), which replaced @peculiar/asn1-x509 in the operator's
+// profile() (issue 17: the operator no longer loads it) and the library's own lax reader of keyUsage. It
 // must answer as the @peculiar version did on every certificate the tests use, refuse what is not DER with
 // a DerError (never a RangeError or a misread), and read back what the encoder writes.
 import { expect } from 'chai';
@@ -14,6 +15,7 @@ import {
   ExtendedKeyUsage,
   GeneralName,
   KeyUsage,
+  KeyUsageFlags,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
   id_ce_basicConstraints,
@@ -26,7 +28,10 @@ import { createSelfSignedCa, issueSvid, loadCa, PkiError } from '../../../src/pk
 import { oid, sequence, tlv } from '../../../src/pki/der.ts';
 import {
   certificateExtensions,
+  CRL_SIGN,
   DerError,
+  KEY_CERT_SIGN,
+  keyUsageBits,
   readBasicConstraintsCa,
   readElement,
   readExtKeyUsage,
@@ -34,7 +39,7 @@ import {
   readOid,
   readSubjectAltNames,
   single,
-} from '../../../src/pki/der-reader.ts';
+} from '@svid-operator/mtls/der';
 import { profile, type CertificateProfile } from '../../../src/pki/x509.ts';
 import { buildCert } from '../../support/cert-builder.ts';
 import {
@@ -124,7 +129,7 @@ async function certificatesInTests(): Promise<X509Certificate[]> {
   return out;
 }
 
-describe('der-reader: the X.509 extensions profile() reads, without @peculiar', () => {
+describe('DER reader (@svid-operator/mtls/der): the X.509 extensions profile() and the SVID rules read, without @peculiar', () => {
   const vectors: [string, X509Certificate][] = [];
 
   before(async function () {
@@ -184,6 +189,27 @@ describe('der-reader: the X.509 extensions profile() reads, without @peculiar', 
     }
     // Both sides of the comparison were exercised.
     expect(errors).to.be.greaterThan(3);
+  });
+
+  it("keyUsageBits (the library's SVID rules) reads what profile() reads, on every test certificate", () => {
+    let withKeyUsage = 0;
+    for (const [name, cert] of vectors) {
+      const expected = peculiarProfile(cert);
+      if (expected === 'error') continue;
+      let bits: number | undefined | 'error';
+      try {
+        bits = keyUsageBits(cert.raw);
+      } catch (err) {
+        expect(err, name).to.be.instanceOf(DerError);
+        bits = 'error';
+      }
+      // keyUsageBits reads keyUsage alone, so a certificate whose other extensions are broken still answers.
+      if (bits === 'error') expect(expected.keyUsage, name).to.not.equal(undefined);
+      else expect(bits, name).to.equal(expected.keyUsage);
+      if (expected.keyUsage !== undefined) withKeyUsage++;
+    }
+    expect(withKeyUsage).to.be.greaterThan(5);
+    expect([KEY_CERT_SIGN, CRL_SIGN]).to.deep.equal([KeyUsageFlags.keyCertSign, KeyUsageFlags.cRLSign]);
   });
 
   const table: [string, string, (der: Uint8Array) => unknown, RegExp][] = [
