@@ -25,7 +25,7 @@
 // bounded on their own, and when every write slot is busy the reconcile slots fill with keys waiting for one
 // (backpressure: at most concurrency + writeConcurrency keys in process).
 import { realClock, type Clock } from './clock.ts';
-import { DeadlineHeap } from './deadline-heap.ts';
+import { DeadlineHeap, type HeapItem } from './deadline-heap.ts';
 
 export interface QueueOptions {
   concurrency: number;
@@ -47,6 +47,15 @@ export type HandlerResult =
   | { requeueAfterMs?: number; writes?: undefined }
   | { writes: () => Promise<HandlerResult>; requeueAfterMs?: undefined }
   | undefined;
+
+/**
+ * A failure after the attempt made progress (a Secret written, its status not): its retry starts the key's
+ * backoff over instead of doubling it. A step that keeps failing on its own still backs off, as its next
+ * attempt fails with no progress to report. Without this, failures of different steps of one renewal
+ * added up: at 30 % injected errors per request a Secret written at the third attempt saw its status retried
+ * after 4, 8, 16 s, and the SVID it named expired before the status said so.
+ */
+export class FailedAfterProgress extends Error {}
 
 export const PRIORITIES = ['urgent', 'due', 'normal', 'resync'] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -71,8 +80,11 @@ export class WorkQueue {
   /** Keys added while they ran, with the highest priority asked for. */
   private readonly dirtyWhileProcessing = new Map<string, number>();
   private readonly failures = new Map<string, number>();
-  /** Each scheduled key's time; the heap may hold older entries for a key, skipped when they surface. */
-  private readonly due = new Map<string, { at: number; seq: number }>();
+  /**
+   * Each scheduled key's current entry in the heap (one object serves both: a second record per key was
+   * ~40 bytes at 10,000 keys); the heap may hold older entries for a key, skipped when they surface.
+   */
+  private readonly due = new Map<string, HeapItem<string>>();
   private readonly schedule = new DeadlineHeap<string>();
   private seq = 0;
   private timer?: { handle: unknown; at: number };
@@ -155,10 +167,10 @@ export class WorkQueue {
     }
     const at = this.clock.now() + delayMs;
     const existing = this.due.get(key);
-    if (existing && existing.at <= at) return;
-    const seq = this.seq++;
-    this.due.set(key, { at, seq });
-    this.schedule.push({ deadline: at, seq, key });
+    if (existing && existing.deadline <= at) return;
+    const entry = { deadline: at, seq: this.seq++, key };
+    this.due.set(key, entry);
+    this.schedule.push(entry);
     this.arm();
   }
 
@@ -201,8 +213,7 @@ export class WorkQueue {
     const now = this.clock.now();
     for (let top = this.schedule.peek(); top && top.deadline <= now; top = this.schedule.peek()) {
       this.schedule.pop();
-      const cur = this.due.get(top.key);
-      if (!cur || cur.seq !== top.seq) continue;
+      if (this.due.get(top.key) !== top) continue;
       this.due.delete(top.key);
       this.add(top.key, 'due');
     }
@@ -212,7 +223,7 @@ export class WorkQueue {
   private arm(): void {
     // Stale heap entries at the top would arm needless wake-ups: drop them first.
     for (let top = this.schedule.peek(); top; top = this.schedule.peek()) {
-      if (this.due.get(top.key)?.seq === top.seq) break;
+      if (this.due.get(top.key) === top) break;
       this.schedule.pop();
     }
     const next = this.schedule.peek();
@@ -311,7 +322,7 @@ export class WorkQueue {
       this.failures.delete(key);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
-      const n = (this.failures.get(key) ?? 0) + 1;
+      const n = err instanceof FailedAfterProgress ? 1 : (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       const delay = this.backoffMs(n);
       this.onError(key, err, delay);

@@ -2,7 +2,7 @@
 // API match: at most one Secret write and one status write per issuance, none when nothing changed.
 import type * as k8s from '@kubernetes/client-node';
 import { issuedSvidFacts, issueSvid, type IssuedSvid, type LoadedCa } from '../../pki/index.ts';
-import { earliestRenewal, renewalTime } from '../../renewal/index.ts';
+import { earliestRenewal, pacingDeadline, renewalTime } from '../../renewal/index.ts';
 import type { EventRecorder } from './events.ts';
 import { ownershipDecision } from './ownership.ts';
 import type { SecretClaims } from './secret-claims.ts';
@@ -31,7 +31,7 @@ import {
   type Plan,
   type SecretState,
 } from './plan.ts';
-import type { HandlerResult } from '../../controller-runtime/queue.ts';
+import { FailedAfterProgress, type HandlerResult } from '../../controller-runtime/queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState, svidData } from './secret.ts';
 import { SvidMemory, svidContent } from './svid-memory.ts';
@@ -237,8 +237,9 @@ export class Reconciler {
           return { requeueAfterMs: next.getTime() - now.getTime() };
         }
         // Inside the look-ahead window: the pacer holds the key (no timer of the work queue's meanwhile) and
-        // hands it back early if the rate has room that later would be short, or once it is due.
-        if (!this.d.pacer.ahead(key, wi.metadata.namespace, p.notAfter.getTime(), p.renewalTime.getTime()))
+        // hands it back early if the rate has room that later would be short, or once it is due. Once due it
+        // waits in renewal-time order (pacingDeadline, as admitted() queues it): the most overdue goes first.
+        if (!this.d.pacer.ahead(key, wi.metadata.namespace, p.renewalTime.getTime(), p.renewalTime.getTime()))
           return;
         const early: Extract<Plan, { action: 'issue' }> = {
           action: 'issue',
@@ -456,7 +457,7 @@ export class Reconciler {
     if (readyCond && svid.clampedToCa) {
       readyCond.message += `; the lifetime was cut to the CA's expiry (${rfc3339(ca.notAfter)}): rotate the CA`;
     }
-    await this.writeStatus(wi, status);
+    await this.writeStatusAfterSecret(wi, status, secretKey, `SVID ${svid.serialNumber}`);
     this.d.log.info(`${reason.toLowerCase()} SVID`, {
       identity: key,
       spiffeID: svid.spiffeId,
@@ -561,8 +562,8 @@ export class Reconciler {
 
   /**
    * Whether a re-issue may run now. A paced one that has no token yet waits in the pacer (deadline order:
-   * the SVID's notAfter; round robin between namespaces) and this reconcile ends, freeing the worker; the
-   * pacer queues the key again when its turn comes.
+   * the SVID's renewal time, pacingDeadline; round robin between namespaces) and this reconcile ends,
+   * freeing the worker; the pacer queues the key again when its turn comes.
    */
   private admitted(
     wi: WorkloadIdentity,
@@ -575,7 +576,8 @@ export class Reconciler {
       this.d.pacer.cancel(key);
       return true;
     }
-    return this.d.pacer.admit(key, wi.metadata.namespace, (notAfter as Date).getTime());
+    const deadline = pacingDeadline(notAfter as Date, renewBeforeSeconds, wi.metadata.uid);
+    return this.d.pacer.admit(key, wi.metadata.namespace, deadline);
   }
 
   /** Writes the current trust bundle into ca.crt and nothing else: same certificate, same key, no status. */
@@ -633,9 +635,11 @@ export class Reconciler {
       identity: `${wi.metadata.namespace}/${wi.metadata.name}`,
       serial: p.serialNumber,
     });
-    await this.writeStatus(
+    await this.writeStatusAfterSecret(
       wi,
       this.readyStatus(wi, p, p.serialNumber, p.notBefore, p.notAfter, p.renewalTime, 'Issued'),
+      secretKey,
+      'the new trust bundle',
     );
     return { requeueAfterMs: p.renewalTime.getTime() - this.now().getTime() };
   }
@@ -724,6 +728,26 @@ export class Reconciler {
       this.d.metrics.apiRequestSeconds.observe(
         { verb, resource, code },
         (performance.now() - started) / 1000,
+      );
+    }
+  }
+
+  /**
+   * The status write that follows a Secret write: its failure is one after progress (queue.ts), so the
+   * retry, which only has the status left to write, starts the backoff over.
+   */
+  private async writeStatusAfterSecret(
+    wi: WorkloadIdentity,
+    status: WorkloadIdentityStatus,
+    secretKey: string,
+    holds: string,
+  ): Promise<void> {
+    try {
+      await this.writeStatus(wi, status);
+    } catch (err) {
+      throw new FailedAfterProgress(
+        `Secret ${secretKey} holds ${holds}, but its status write failed (${describe(err)}); retrying`,
+        { cause: err },
       );
     }
   }

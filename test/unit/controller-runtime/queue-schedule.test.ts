@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { WorkQueue, type HandlerResult, type Priority } from '../../../src/controller-runtime/queue.ts';
+import {
+  FailedAfterProgress,
+  WorkQueue,
+  type HandlerResult,
+  type Priority,
+} from '../../../src/controller-runtime/queue.ts';
 import { FakeClock } from '../../support/fake-clock.ts';
 
 /** Lets every settled promise's continuations run (no time passes on the fake clock). */
@@ -177,6 +182,37 @@ describe('work queue: priority lanes and schedule (injected clock)', () => {
       await h.finish();
     }
     expect(at).to.deep.equal([1000, 3000, 7000]);
+    expect(h.q.failuresOf('k')).to.equal(0);
+  });
+
+  it('starts the backoff over after a failure that made progress, and backs off again from there', async () => {
+    // Two plain failures (1 s, 2 s), then one after progress (back to 1 s), then plain ones again (2 s, 4 s).
+    const answers: (Error | undefined)[] = [
+      new Error('secret 409'),
+      new Error('secret 409'),
+      new FailedAfterProgress('secret written, status 503'),
+      new Error('status 503'),
+      new Error('status 503'),
+      undefined,
+    ];
+    const h = harness({ concurrency: 1 }, () => answers.shift());
+    h.q.add('k');
+    await h.finish();
+    const waits: number[] = [];
+    let last = h.clock.t;
+    while (answers.length > 0) {
+      let waited = 0;
+      while (h.running.length === 0) {
+        h.clock.advance(100);
+        waited += 100;
+        await flush();
+        expect(waited, 'retried within 60 s').to.be.at.most(60_000);
+      }
+      waits.push(h.clock.t - last);
+      last = h.clock.t;
+      await h.finish();
+    }
+    expect(waits).to.deep.equal([1000, 2000, 1000, 2000, 4000]);
     expect(h.q.failuresOf('k')).to.equal(0);
   });
 
