@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
    * with a client certificate, and run kube-scheduler so pods get a node.
    */
   node?: NodeServing;
+  /** Where ports come from (default freePort); a test hands out a taken one to check the start survives it. */
+  pickPort?: () => Promise<number>;
 }
 
 export interface NodeServing {
@@ -243,19 +245,38 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** What a failed start says: its exit code and the end of its output, quoted since its directory goes away. */
+export class StartFailure extends Error {
+  readonly exitCode: number;
+  readonly outputTail: string;
+
+  constructor(what: string, exitCode: number, outputTail: string) {
+    super(`${what} exited with code ${exitCode} before becoming ready; its last output:\n${outputTail}`);
+    this.exitCode = exitCode;
+    this.outputTail = outputTail;
+  }
+
+  /** The port it was given was taken between freePort() and the bind: starting again with new ports works. */
+  get portTaken(): boolean {
+    return /address already in use/i.test(this.outputTail);
+  }
+}
+
 async function waitFor(
   what: string,
   timeoutMs: number,
   check: () => Promise<boolean>,
   child?: ChildProcess,
   log?: string,
+  tail?: () => string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child && child.exitCode !== null) {
-      throw new Error(
-        `${what} exited with code ${child.exitCode} before becoming ready${log ? `; see ${log}` : ''}`,
-      );
+      // Its output may still be in the pipe: let it arrive.
+      if (child.stdout && !child.stdout.readableEnded)
+        await Promise.race([once(child.stdout, 'end').catch(() => undefined), sleep(2000)]);
+      throw new StartFailure(what, child.exitCode, tail?.() ?? `(see ${log ?? 'its output'})`);
     }
     if (await check().catch(() => false)) return;
     await sleep(250);
@@ -297,8 +318,26 @@ export class ControlPlane {
     this.kubeconfigPath = path.join(dir, 'kubeconfig');
   }
 
-  /** Builds the binaries if they are not cached yet, then starts everything and waits for /readyz. */
+  /**
+   * Builds the binaries if they are not cached yet, then starts everything and waits for /readyz. A port
+   * taken between choosing it and binding it (another process got it from the kernel meanwhile) is a race,
+   * not a fault: the start is tried again with new ports, up to three times.
+   */
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ControlPlane.startOnce(opts);
+      } catch (err) {
+        if (!(err instanceof StartFailure && err.portTaken) || attempt === 3) throw err;
+        const first = err.message.split(';')[0] ?? err.message;
+        process.stderr.write(`control plane: ${first}: a port it was given was taken; starting again\n`);
+        // A caller's own directory is reused: clear what the failed start left.
+        if (opts.dir) await rm(opts.dir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private static async startOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
     const ownsDir = !opts.dir;
     const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'svid-cp-')));
     await mkdir(dir, { recursive: true });
@@ -306,9 +345,10 @@ export class ControlPlane {
     try {
       cp.bins = await ensureBinaries();
       cp.pki = await makePki(dir, opts.node);
-      cp.etcdPort = await freePort();
-      cp.etcdPeerPort = await freePort();
-      cp.apiPort = await freePort();
+      const pick = opts.pickPort ?? freePort;
+      cp.etcdPort = await pick();
+      cp.etcdPeerPort = await pick();
+      cp.apiPort = await pick();
       await writeKubeconfig(cp.kubeconfigPath, cp.apiServerUrl, cp.pki);
       await cp.startEtcd();
       await cp.startApiServer();
@@ -356,22 +396,31 @@ export class ControlPlane {
     };
   }
 
-  private launch(name: string, bin: string, args: string[]): { child: ChildProcess; log?: string } {
+  private launch(
+    name: string,
+    bin: string,
+    args: string[],
+  ): { child: ChildProcess; log?: string; tail: () => string } {
     const toFiles = this.opts.logToFiles ?? true;
     const log = toFiles ? path.join(this.dir, `${name}.log`) : undefined;
     const child = spawn(bin, args, { stdio: toFiles ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    // The last few KB of its output, for the error if it dies while starting.
+    let last = '';
+    const keep = (d: Buffer) => (last = (last + d.toString()).slice(-3000));
     if (log) {
       const stream = createWriteStream(log, { flags: 'a' });
       this.logs.push(stream);
       child.stdout?.pipe(stream, { end: false });
       child.stderr?.pipe(stream, { end: false });
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
     }
-    return { child, log };
+    return { child, log, tail: () => last.split('\n').slice(-15).join('\n') };
   }
 
   private async startEtcd(): Promise<void> {
     const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
-    const { child, log } = this.launch('etcd', this.bins.etcd, [
+    const { child, log, tail } = this.launch('etcd', this.bins.etcd, [
       `--data-dir=${path.join(this.dir, 'etcd')}`,
       '--name=default',
       `--listen-client-urls=${this.etcdUrl}`,
@@ -385,14 +434,14 @@ export class ControlPlane {
       '--log-level=warn',
     ]);
     this.etcd = child;
-    await waitFor('etcd', 60_000, () => httpOk(`${this.etcdUrl}/health`), child, log);
+    await waitFor('etcd', 60_000, () => httpOk(`${this.etcdUrl}/health`), child, log, tail);
   }
 
   /** Starts kube-apiserver on the same port as before, so clients and kubeconfigs keep working. */
   async startApiServer(): Promise<void> {
     const node = this.opts.node;
     const address = node?.address ?? '127.0.0.1';
-    const { child, log } = this.launch('kube-apiserver', this.bins.kubeApiserver, [
+    const { child, log, tail } = this.launch('kube-apiserver', this.bins.kubeApiserver, [
       `--etcd-servers=${this.etcdUrl}`,
       // Serve only on loopback (or the host end of the node's network namespace), on the port written
       // into the kubeconfig.
@@ -433,7 +482,7 @@ export class ControlPlane {
       ...(this.opts.apiServerFlags ?? []),
     ]);
     this.apiServer = child;
-    await waitFor('kube-apiserver', 120_000, () => this.readyz(), child, log);
+    await waitFor('kube-apiserver', 120_000, () => this.readyz(), child, log, tail);
   }
 
   /** Stops kube-apiserver only (etcd and data stay), e.g. to test that clients survive an outage. */

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import * as k8s from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import type { ControlPlane } from '../../hack/lib/control-plane.ts';
+import net from 'node:net';
+import { once } from 'node:events';
+import { ControlPlane, freePort, readyz } from '../../hack/lib/control-plane.ts';
 import { readCrds } from '../../hack/lib/crds.ts';
 import { getControlPlane, kubeConfig } from '../harness/shared-control-plane.ts';
 
@@ -81,6 +83,27 @@ describe('local control plane (smoke)', function () {
       }
       if (Date.now() > deadline) expect.fail('owned Secret was not garbage-collected within 60 s');
       await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  });
+
+  it('starts again with new ports when the API server port was taken between choosing and binding it', async () => {
+    // The race freePort() leaves open: the kernel hands the released port to someone else first.
+    const squatter = net.createServer();
+    squatter.listen(0, '127.0.0.1');
+    await once(squatter, 'listening');
+    const taken = (squatter.address() as net.AddressInfo).port;
+    let picks = 0;
+    // etcd client, etcd peer, then the API server: the first attempt's third port is the taken one.
+    const pickPort = () => (++picks === 3 ? Promise.resolve(taken) : freePort());
+    let second: ControlPlane | undefined;
+    try {
+      second = await ControlPlane.start({ controllerManager: false, pickPort });
+      expect(picks).to.equal(6);
+      expect(second.apiServerUrl).to.not.contain(`:${taken}`);
+      expect(await readyz(second.apiServerUrl, second.pkiDir)).to.equal(true);
+    } finally {
+      await second?.stop();
+      squatter.close();
     }
   });
 });

@@ -21,11 +21,21 @@ describe('npm run demo -- --node', function () {
 
   it('pods on the node talk mTLS through both SVIDs rotating, with the IDs and serials printed', async function () {
     await requireNodeHost(this);
-    ({ stdout } = await run(
-      process.execPath,
-      [fileURLToPath(new URL('../../hack/demo.ts', import.meta.url)), '--node', '--seconds', '60'],
-      { maxBuffer: 16 * 1024 * 1024 },
-    ));
+    try {
+      ({ stdout } = await run(
+        process.execPath,
+        [fileURLToPath(new URL('../../hack/demo.ts', import.meta.url)), '--node', '--seconds', '60'],
+        { maxBuffer: 16 * 1024 * 1024 },
+      ));
+    } catch (err) {
+      // A failed demo: what it printed until then is the story (afterEach prints it), with its stderr's end.
+      const failed = err as { stdout?: string; stderr?: string; code?: unknown };
+      stdout = failed.stdout ?? '';
+      throw new Error(
+        `the demo exited with ${String(failed.code)}; the end of its stderr:\n${(failed.stderr ?? '').slice(-3000)}`,
+        { cause: err },
+      );
+    }
     expect(stdout).not.to.contain('PRIVATE KEY');
     expect(stdout).to.match(/node svid-node-\w+ Ready after \d+ s/);
 
