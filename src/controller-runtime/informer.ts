@@ -10,7 +10,7 @@
 // Liveness (`alive`) is "the watch is alive": a watch stream is open, or the API server answered within
 // the window. A quiet cluster sends nothing on an open watch for minutes, which is not silence.
 import type { KubeClient } from '../kube/client.ts';
-import { KubeApiError } from '../kube/errors.ts';
+import { KubeApiError, statusOf } from '../kube/errors.ts';
 import type { WatchEnd, WatchOpener } from '../kube/watch-stream.ts';
 
 export interface Meta {
@@ -40,6 +40,7 @@ export type InformerEvent = 'upsert' | 'delete';
 export interface InformerLogger {
   error(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
   debug(message: string, meta?: Record<string, unknown>): void;
 }
 
@@ -76,6 +77,13 @@ const timerSleep = (ms: number, signal: AbortSignal) =>
 
 const backoffMs = (failures: number) => Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
 
+/**
+ * Watches refused in a row with 429 (the API server asking to come back later: API Priority and Fairness, or
+ * a watch cache still initializing, as right after a CRD is created or the API server starts) that are only
+ * logged at info; from the next one on, a refusal that persists is a warning.
+ */
+export const TRANSIENT_REFUSALS = 3;
+
 type Handler<T> = (event: InformerEvent, obj: T) => void | Promise<void>;
 
 export class Informer<T extends Meta> {
@@ -99,6 +107,10 @@ export class Informer<T extends Meta> {
   /** A watch stream is open right now. */
   private watching = false;
   relists = 0;
+  /** Watches refused in a row (reset when one opens). */
+  private refusals = 0;
+  /** The Retry-After of the last refusal, waited for at least before the next watch. */
+  private retryAfterMs = 0;
   /** Watches the API server closed at their timeout (each one re-opened at once). */
   watchesClosed = 0;
 
@@ -178,7 +190,8 @@ export class Informer<T extends Meta> {
           if (outcome === 'stopped') return;
           if (outcome === 'failed' || outcome === 'failed-after-open') {
             failures = outcome === 'failed-after-open' ? 1 : failures + 1;
-            await this.sleep(backoffMs(failures), this.stopper.signal);
+            await this.sleep(Math.max(backoffMs(failures), this.retryAfterMs), this.stopper.signal);
+            this.retryAfterMs = 0;
           } else failures = 0;
         }
       } catch (err) {
@@ -243,6 +256,7 @@ export class Informer<T extends Meta> {
         deadConnectionMs: timeoutSeconds * 1000 + DEAD_CONNECTION_MARGIN_MS,
         onOpen: () => {
           opened = true;
+          this.refusals = 0;
           this.watching = true;
           this.contact();
         },
@@ -281,10 +295,17 @@ export class Informer<T extends Meta> {
         this.watchesClosed++;
         this.log.debug(`${this.name}: watch closed by the API server; re-opening`, { timeoutSeconds });
         return 'ended';
-      case 'status':
+      case 'status': {
         if (end.code === 410) return 'gone';
-        this.log.warn(`${this.name}: watch refused`, { status: end.code, error: end.body.slice(0, 300) });
+        this.refusals++;
+        const status = statusOf(end.body);
+        this.retryAfterMs = (status?.retryAfterSeconds ?? 0) * 1000;
+        const meta = { status: end.code, refusalsInARow: this.refusals, error: end.body.slice(0, 300) };
+        if (end.code === 429 && this.refusals <= TRANSIENT_REFUSALS)
+          this.log.info(`${this.name}: watch refused for now (429), retrying`, meta);
+        else this.log.warn(`${this.name}: watch refused`, meta);
         return 'failed';
+      }
       case 'error':
         if (own.signal.aborted) return 'failed-after-open';
         this.log.debug(`${this.name}: watch failed`, { error: end.error.message });

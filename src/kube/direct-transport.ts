@@ -18,6 +18,9 @@ export interface DirectTransportOptions {
   rereadMs?: number;
 }
 
+/** How long an idle pooled connection is kept when the server does not say (see agentFor). */
+export const IDLE_KEEP_ALIVE_MS = 30_000;
+
 interface Tls {
   ca?: Buffer;
   cert?: Buffer;
@@ -37,8 +40,18 @@ export async function directTransport(
   // again), which at the 1,000-identity wave, where the pool opens ~100 connections at once for the writes in
   // flight, was ~2 % of the operator's sampled time (hack/profile-wave.ts --cpu-prof: SecureContext,
   // configSecureContext).
+  //
+  // Idle pooled connections are kept 30 s (undici's default is 4 s) when the server does not say how long
+  // it keeps them: kube-apiserver (Go net/http) sends no Keep-Alive header and keeps idle connections far
+  // longer. On a loaded machine the wave's bursts of writes come more than 4 s apart, and with 4 s the pool
+  // closed its connections between bursts and opened them again, a TLS handshake each (165 tls.connect in a
+  // 1,000-identity wave at load 8-10, 111 of them after its first 10 s; 99 and 5 with 30 s). A server that
+  // does send `Keep-Alive: timeout=N` (Node's http server, e.g. the chaos tests' fault proxy: timeout=5) is
+  // still believed: undici then keeps the connection N s less keepAliveTimeoutThreshold (2 s), so it never
+  // reuses one the server is about to close.
   const agentFor = (tls: Tls): Dispatcher =>
     new Agent({
+      keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
       connect: {
         secureContext: createSecureContext({
           ...(tls.ca && { ca: tls.ca }),

@@ -34,8 +34,17 @@ export class KubeApiError extends Error {
 const BODY_LIMIT = 4000;
 const DETAIL_LIMIT = 500;
 
-/** The reason and message of a Status body (one line each); undefined for any other body. */
-export function statusOf(body: string): { reason: string; message: string } | undefined {
+/** The longest wait a Status's details.retryAfterSeconds is believed for (a hostile or broken value is cut). */
+export const MAX_RETRY_AFTER_SECONDS = 60;
+
+/**
+ * The reason and message of a Status body (one line each), and its details.retryAfterSeconds when it is a
+ * whole number of seconds from 1 to MAX_RETRY_AFTER_SECONDS (larger values are cut to it, anything else is
+ * 0); undefined for any other body.
+ */
+export function statusOf(
+  body: string,
+): { reason: string; message: string; retryAfterSeconds: number } | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -44,10 +53,15 @@ export function statusOf(body: string): { reason: string; message: string } | un
   }
   if (!parsed || typeof parsed !== 'object' || (parsed as { kind?: unknown }).kind !== 'Status')
     return undefined;
-  const s = parsed as { reason?: unknown; message?: unknown };
+  const s = parsed as { reason?: unknown; message?: unknown; details?: { retryAfterSeconds?: unknown } };
+  const retry = s.details && typeof s.details === 'object' ? s.details.retryAfterSeconds : undefined;
   return {
     reason: typeof s.reason === 'string' ? oneLine(s.reason) : '',
     message: typeof s.message === 'string' ? oneLine(s.message) : '',
+    retryAfterSeconds:
+      typeof retry === 'number' && Number.isInteger(retry) && retry >= 1
+        ? Math.min(retry, MAX_RETRY_AFTER_SECONDS)
+        : 0,
   };
 }
 

@@ -4,7 +4,8 @@
 //
 // The CI run shortens the watch's lifetime (the server-side timeoutSeconds) and the health window through
 // the operator's test-only environment variables, so watches end and are re-opened many times within the
-// test. SVID_TEST_REAL_IDLE=1 also runs the same check with the real defaults for 6½ minutes.
+// test. The same check also runs with the real defaults for 6½ minutes, longer than the 5-minute health
+// window, as an operator on a quiet cluster really runs.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
@@ -94,15 +95,12 @@ describe('an idle operator stays healthy', function () {
     expect(await healthz(op)).to.equal(200);
   });
 
-  (process.env.SVID_TEST_REAL_IDLE ? it : it.skip)(
-    'with the real defaults for 6½ minutes (SVID_TEST_REAL_IDLE=1)',
-    async function () {
-      this.timeout(10 * 60_000);
-      const run = await idleRun(kc, cp, {}, 390_000, 5_000);
-      op = run.op;
-      expect(run.bad, 'non-200 answers from /healthz while idle').to.deep.equal([]);
-      await createIdentity(kc, run.ns, 'after-idle', { serviceAccountName: 'sa', secretName: 'after-idle' });
-      await waitReady(kc, run.ns, 'after-idle');
-    },
-  );
+  it('with the real defaults for 6½ minutes, past the 5-minute health window', async function () {
+    this.timeout(10 * 60_000);
+    const run = await idleRun(kc, cp, {}, 390_000, 5_000);
+    op = run.op;
+    expect(run.bad, 'non-200 answers from /healthz while idle').to.deep.equal([]);
+    await createIdentity(kc, run.ns, 'after-idle', { serviceAccountName: 'sa', secretName: 'after-idle' });
+    await waitReady(kc, run.ns, 'after-idle');
+  });
 });

@@ -10,7 +10,12 @@ import { loadKubeClient } from '../../src/kube/load.ts';
 import { createIdentity, createNamespace, until } from '../harness/identities.ts';
 import { getControlPlane } from '../harness/shared-control-plane.ts';
 
-const quiet = { error: () => undefined, warn: () => undefined, debug: () => undefined };
+const quiet = {
+  error: () => undefined,
+  warn: () => undefined,
+  info: () => undefined,
+  debug: () => undefined,
+};
 
 describe('informer against the real API server', function () {
   this.timeout(20 * 60_000);

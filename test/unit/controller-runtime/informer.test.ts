@@ -3,7 +3,13 @@
 // test/integration/idle-health.test.ts and every operator test.
 import { expect } from 'chai';
 import type { KubeClient } from '../../../src/kube/client.ts';
-import { Informer, type ListPage, type Source } from '../../../src/controller-runtime/informer.ts';
+import {
+  Informer,
+  TRANSIENT_REFUSALS,
+  type InformerOptions,
+  type ListPage,
+  type Source,
+} from '../../../src/controller-runtime/informer.ts';
 import type { WatchEnd, WatchRequest } from '../../../src/kube/watch-stream.ts';
 
 interface Obj {
@@ -48,6 +54,7 @@ const logs: { level: string; message: string; meta?: Record<string, unknown> }[]
 const log = {
   error: (message: string, meta?: Record<string, unknown>) => logs.push({ level: 'error', message, meta }),
   warn: (message: string, meta?: Record<string, unknown>) => logs.push({ level: 'warn', message, meta }),
+  info: (message: string, meta?: Record<string, unknown>) => logs.push({ level: 'info', message, meta }),
   debug: (message: string, meta?: Record<string, unknown>) => logs.push({ level: 'debug', message, meta }),
 };
 
@@ -76,6 +83,10 @@ const silentWatch = (opened: WatchRequest[]) => async (req: WatchRequest) => {
 };
 
 const WINDOW = 5 * 60_000;
+
+/** An informer of `things` on the fake clock (its clock and sleep), listing from `src`. */
+const onClock = (t: FakeClock, src: Source<Obj>, options: InformerOptions) =>
+  new Informer(none, 'things', src, log, { clock: t.clock, sleep: t.sleep, ...options });
 const none = undefined as unknown as KubeClient;
 
 describe('Informer', () => {
@@ -86,14 +97,10 @@ describe('Informer', () => {
   it('stays alive through an hour of an open watch with nothing to report', async () => {
     const t = new FakeClock();
     const opened: WatchRequest[] = [];
-    informer = new Informer(
-      none,
-      'things',
+    informer = onClock(
+      t,
       source(() => []),
-      log,
       {
-        clock: t.clock,
-        sleep: t.sleep,
         openWatch: silentWatch(opened),
       },
     );
@@ -112,14 +119,10 @@ describe('Informer', () => {
   it('counts watches the API server closes at their timeout as contact, and re-opens them at once', async () => {
     const t = new FakeClock();
     let opens = 0;
-    informer = new Informer(
-      none,
-      'things',
+    informer = onClock(
+      t,
       source(() => []),
-      log,
       {
-        clock: t.clock,
-        sleep: t.sleep,
         watchTimeoutSeconds: () => 30,
         // The server closes each watch after 30 s without having sent anything.
         openWatch: async (req) => {
@@ -143,14 +146,10 @@ describe('Informer', () => {
 
   it('is not alive once its watch has failed for longer than the window', async () => {
     const t = new FakeClock();
-    informer = new Informer(
-      none,
-      'things',
+    informer = onClock(
+      t,
       source(() => []),
-      log,
       {
-        clock: t.clock,
-        sleep: t.sleep,
         openWatch: async () => ({ kind: 'error', error: new Error('connect ECONNREFUSED'), aborted: false }),
       },
     );
@@ -162,17 +161,96 @@ describe('Informer', () => {
     expect(informer.alive(WINDOW)).to.equal(false);
   });
 
+  /** Refuses the first `refusals` watches with the watch cache's 429 (Retry-After 5 s), then stays open. */
+  function refusedThenOpen(refusals: number, opened: number[], t: FakeClock) {
+    const body = JSON.stringify({
+      kind: 'Status',
+      status: 'Failure',
+      message: 'storage is (re)initializing',
+      reason: 'TooManyRequests',
+      details: { retryAfterSeconds: 5 },
+      code: 429,
+    });
+    const open: WatchRequest[] = [];
+    return async (req: WatchRequest): Promise<WatchEnd> => {
+      opened.push(t.now);
+      if (opened.length <= refusals) return { kind: 'status', code: 429, body };
+      return silentWatch(open)(req);
+    };
+  }
+
+  it("retries a watch refused with 429 after the Status's Retry-After, logging it at info while it is transient", async () => {
+    const t = new FakeClock();
+    const opened: number[] = [];
+    informer = onClock(
+      t,
+      source(() => []),
+      {
+        openWatch: refusedThenOpen(2, opened, t),
+      },
+    );
+    informer.start();
+    await informer.synced;
+    await flush();
+    await t.advance(30_000, 250);
+    // Refused at 0, again 5 s later (its own backoff would have been 1 s), open 5 s after that.
+    expect(opened).to.deep.equal([0, 5000, 10_000]);
+    expect(logs.map((l) => [l.level, l.message])).to.deep.equal([
+      ['info', 'things: watch refused for now (429), retrying'],
+      ['info', 'things: watch refused for now (429), retrying'],
+    ]);
+    expect(logs[1]?.meta?.refusalsInARow).to.equal(2);
+    expect(informer.alive(WINDOW)).to.equal(true);
+  });
+
+  it('warns when 429 refusals persist past TRANSIENT_REFUSALS, and at once for any other refusal', async () => {
+    const t = new FakeClock();
+    const opened: number[] = [];
+    informer = onClock(
+      t,
+      source(() => []),
+      {
+        openWatch: refusedThenOpen(TRANSIENT_REFUSALS + 2, opened, t),
+      },
+    );
+    informer.start();
+    await informer.synced;
+    await t.advance(120_000, 500);
+    expect(opened).to.have.length(TRANSIENT_REFUSALS + 3);
+    expect(logs.map((l) => l.level)).to.deep.equal([
+      ...Array<string>(TRANSIENT_REFUSALS).fill('info'),
+      'warn',
+      'warn',
+    ]);
+    informer.stop();
+
+    logs.length = 0;
+    const forbidden = onClock(
+      t,
+      source(() => []),
+      {
+        openWatch: async () => ({
+          kind: 'status',
+          code: 403,
+          body: '{"kind":"Status","reason":"Forbidden"}',
+        }),
+      },
+    );
+    informer = forbidden;
+    forbidden.start();
+    await forbidden.synced;
+    await flush();
+    expect(logs.map((l) => [l.level, l.message, l.meta?.status])).to.deep.equal([
+      ['warn', 'things: watch refused', 403],
+    ]);
+  });
+
   it('is not alive while its list keeps failing for longer than the window', async () => {
     const t = new FakeClock();
-    informer = new Informer(
-      none,
-      'things',
-      {
-        ...source(() => []),
-        list: () => Promise.reject(new Error('HTTP 403: forbidden')),
-      },
-      log,
-      { clock: t.clock, sleep: t.sleep, openWatch: silentWatch([]) },
+    informer = onClock(
+      t,
+      { ...source(() => []), list: () => Promise.reject(new Error('HTTP 403: forbidden')) },
+      { openWatch: silentWatch([]) },
     );
     informer.start();
     await t.advance(WINDOW + 10_000);
@@ -186,14 +264,10 @@ describe('Informer', () => {
     const calls: { limit: number; continue?: string }[] = [];
     const opened: WatchRequest[] = [];
     const changes: string[] = [];
-    informer = new Informer(
-      none,
-      'things',
+    informer = onClock(
+      t,
       source(() => items, calls),
-      log,
       {
-        clock: t.clock,
-        sleep: t.sleep,
         pageSize: 10,
         openWatch: silentWatch(opened),
       },
@@ -229,14 +303,10 @@ describe('Informer', () => {
   it('logs a handler that throws or rejects, and still runs the other handlers', async () => {
     const t = new FakeClock();
     let deliver: ((type: string, o: unknown) => void) | undefined;
-    informer = new Informer(
-      none,
-      'things',
+    informer = onClock(
+      t,
       source(() => []),
-      log,
       {
-        clock: t.clock,
-        sleep: t.sleep,
         openWatch: async (req) => {
           deliver = req.onEvent;
           req.onOpen();
