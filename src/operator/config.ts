@@ -53,57 +53,169 @@ export class ConfigError extends Error {}
  * a new flag needs a value in charts/svid-operator/values.yaml, values.schema.json and the Deployment.
  */
 export const OPTIONS = {
-  'trust-domain': { env: 'SVID_TRUST_DOMAIN', default: undefined },
-  'ca-secret': { env: 'SVID_CA_SECRET', default: undefined },
-  'cluster-domain': { env: 'SVID_CLUSTER_DOMAIN', default: 'cluster.local' },
-  'min-duration': { env: 'SVID_MIN_DURATION', default: '10m' },
-  'max-duration': { env: 'SVID_MAX_DURATION', default: '24h' },
-  'allowed-dns-pattern': { env: 'SVID_ALLOWED_DNS_PATTERNS', default: undefined, multiple: true },
-  'watch-namespace': { env: 'SVID_WATCH_NAMESPACES', default: undefined, multiple: true },
-  'leader-elect': { env: 'SVID_LEADER_ELECT', default: 'false' },
-  'leader-election-namespace': { env: 'POD_NAMESPACE', default: undefined },
-  'leader-election-id': { env: 'SVID_LEADER_ELECTION_ID', default: 'svid-operator' },
-  'metrics-bind-address': { env: 'SVID_METRICS_BIND_ADDRESS', default: ':8080' },
-  'health-probe-bind-address': { env: 'SVID_HEALTH_PROBE_BIND_ADDRESS', default: ':8081' },
+  'trust-domain': {
+    env: 'SVID_TRUST_DOMAIN',
+    default: undefined,
+    help: 'SPIFFE trust domain of every SVID (required), e.g. example.org',
+  },
+  'ca-secret': {
+    env: 'SVID_CA_SECRET',
+    default: undefined,
+    help: 'NAMESPACE/NAME of the Secret holding the signing CA (tls.crt and tls.key; required)',
+  },
+  'cluster-domain': {
+    env: 'SVID_CLUSTER_DOMAIN',
+    default: 'cluster.local',
+    help: 'cluster DNS suffix used by the default DNS policy',
+  },
+  'min-duration': { env: 'SVID_MIN_DURATION', default: '10m', help: 'shortest spec.duration accepted' },
+  'max-duration': { env: 'SVID_MAX_DURATION', default: '24h', help: 'longest spec.duration accepted' },
+  'allowed-dns-pattern': {
+    env: 'SVID_ALLOWED_DNS_PATTERNS',
+    default: undefined,
+    help: 'DNS names an identity may request beyond its own Service names, e.g. *.example.com',
+    multiple: true,
+  },
+  'watch-namespace': {
+    env: 'SVID_WATCH_NAMESPACES',
+    default: undefined,
+    help: 'namespace to watch (default: all)',
+    multiple: true,
+  },
+  'leader-elect': {
+    env: 'SVID_LEADER_ELECT',
+    default: 'false',
+    help: 'hold a Lease so only one replica writes (true|false)',
+  },
+  'leader-election-namespace': {
+    env: 'POD_NAMESPACE',
+    default: undefined,
+    help: 'namespace of that Lease (POD_NAMESPACE in a pod)',
+  },
+  'leader-election-id': {
+    env: 'SVID_LEADER_ELECTION_ID',
+    default: 'svid-operator',
+    help: 'name of that Lease',
+  },
+  'metrics-bind-address': {
+    env: 'SVID_METRICS_BIND_ADDRESS',
+    default: ':8080',
+    help: 'address of /metrics; 0 disables it',
+  },
+  'health-probe-bind-address': {
+    env: 'SVID_HEALTH_PROBE_BIND_ADDRESS',
+    default: ':8081',
+    help: 'address of /healthz and /readyz',
+  },
   // Reconciles in flight: a slot is held to read the caches, decide and sign (about a millisecond), not for
   // API writes, which run in a write slot (--writes-in-flight); a key waiting for a write slot keeps its
   // reconcile slot, so when the writes are the limit, new work waits in the queue (backpressure).
-  concurrency: { env: 'SVID_CONCURRENCY', default: '32' },
+  concurrency: { env: 'SVID_CONCURRENCY', default: '32', help: 'identities reconciled at once' },
   // Identities whose writes (Secret, then status, in that order) are in flight at once. Renewing 10,000
   // 10-minute SVIDs takes ~51 writes/s on average (25.6 renewals); at the 250 ms median and multi-second
   // tail of a loaded API server that is ~30 renewals in flight on average and twice that at the peaks, so
   // 64. Each in-flight write occupies one seat of the operator's API Priority and Fairness level
   // (workload-low: ~245 seats on a default API server, shared with other service accounts, whose flows APF
   // queues fairly against the operator's); --api-qps still bounds the rate.
-  'writes-in-flight': { env: 'SVID_WRITES_IN_FLIGHT', default: '64' },
+  'writes-in-flight': {
+    env: 'SVID_WRITES_IN_FLIGHT',
+    default: '64',
+    help: 'identities whose API writes are in flight at once',
+  },
   // A ceiling against a runaway loop, not the pace: API Priority and Fairness (on since Kubernetes 1.20,
   // GA in 1.29) queues the operator fairly within its priority level (workload-low for a ServiceAccount),
   // and controller-runtime dropped its client-side default (100/150) for that reason. 400 is about what one
   // API server absorbs from one client at 16 writers on 2 cores (380 writes/s measured by `npm run bench`);
   // 100 set the pace of a 1,000-identity wave there (3.3 times the API server's own time).
-  'api-qps': { env: 'SVID_API_QPS', default: '400' },
-  'issuance-rate': { env: 'SVID_ISSUANCE_RATE', default: '10' },
-  'resync-period': { env: 'SVID_RESYNC_PERIOD', default: '10m' },
-  'extra-trust-roots': { env: 'SVID_EXTRA_TRUST_ROOTS', default: undefined },
-  'ca-propagation-delay': { env: 'SVID_CA_PROPAGATION_DELAY', default: '2m' },
-  'min-renew-before': { env: 'SVID_MIN_RENEW_BEFORE', default: '1m' },
-  'log-level': { env: 'SVID_LOG_LEVEL', default: 'info' },
-  'bootstrap-dev-ca': { env: 'SVID_BOOTSTRAP_DEV_CA', default: 'false' },
-  'bootstrap-dev-ca-validity': { env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY', default: '8760h' },
+  'api-qps': { env: 'SVID_API_QPS', default: '400', help: 'ceiling on API requests per second' },
+  'issuance-rate': {
+    env: 'SVID_ISSUANCE_RATE',
+    default: '10',
+    help: 're-issuances per second of SVIDs that are still valid (renewals, CA and bundle changes)',
+  },
+  'resync-period': {
+    env: 'SVID_RESYNC_PERIOD',
+    default: '10m',
+    help: 're-check of every identity; 0 turns it off, else at least 1m',
+  },
+  'extra-trust-roots': {
+    env: 'SVID_EXTRA_TRUST_ROOTS',
+    default: undefined,
+    help: 'PEM file of roots added to every trust bundle',
+  },
+  'ca-propagation-delay': {
+    env: 'SVID_CA_PROPAGATION_DELAY',
+    default: '2m',
+    help: "wait between the phases of a CA rotation; above kubelet's Secret sync delay",
+  },
+  'min-renew-before': { env: 'SVID_MIN_RENEW_BEFORE', default: '1m', help: 'shortest renewBefore used' },
+  'log-level': {
+    env: 'SVID_LOG_LEVEL',
+    default: 'info',
+    help: 'error, warn, info or debug (JSON lines on stdout)',
+  },
+  'bootstrap-dev-ca': {
+    env: 'SVID_BOOTSTRAP_DEV_CA',
+    default: 'false',
+    help: 'create a self-signed development CA in --ca-secret when it is missing (true|false)',
+  },
+  'bootstrap-dev-ca-validity': {
+    env: 'SVID_BOOTSTRAP_DEV_CA_VALIDITY',
+    default: '8760h',
+    help: 'lifetime of that development CA',
+  },
   // Pod certificates (KEP-4317); see src/reconcilers/pod-certificate.
-  'pod-certificate-signer': { env: 'SVID_POD_CERTIFICATE_SIGNER', default: 'false' },
-  'pod-certificate-duration': { env: 'SVID_POD_CERTIFICATE_DURATION', default: '24h' },
-  'pod-certificate-namespace': { env: 'SVID_POD_CERTIFICATE_NAMESPACES', default: undefined, multiple: true },
-  'pod-certificate-refresh-after': { env: 'SVID_POD_CERTIFICATE_REFRESH_AFTER', default: undefined },
+  'pod-certificate-signer': {
+    env: 'SVID_POD_CERTIFICATE_SIGNER',
+    default: 'false',
+    help: 'sign Kubernetes PodCertificateRequests for the SPIFFE signer (true|false)',
+  },
+  'pod-certificate-duration': {
+    env: 'SVID_POD_CERTIFICATE_DURATION',
+    default: '24h',
+    help: 'longest pod certificate issued',
+  },
+  'pod-certificate-namespace': {
+    env: 'SVID_POD_CERTIFICATE_NAMESPACES',
+    default: undefined,
+    help: 'namespace whose PodCertificateRequests are signed (default: all)',
+    multiple: true,
+  },
+  'pod-certificate-refresh-after': {
+    env: 'SVID_POD_CERTIFICATE_REFRESH_AFTER',
+    default: undefined,
+    help: 'beginRefreshAt this long after notBefore instead of the renewal rule',
+  },
 } as const;
 
+/** `svid-operator --help`: every flag with what it does, its environment variable and its default. */
 export const USAGE = `usage: svid-operator --trust-domain TD --ca-secret NAMESPACE/NAME [flags]
+
+Every flag can also be set by its environment variable; a flag wins over the variable.
+Durations are Go-style (90s, 10m, 24h).
+
+flags:
 ${Object.entries(OPTIONS)
-  .map(
-    ([flag, o]) =>
-      `  --${flag}${'multiple' in o ? ' (repeatable)' : ''}  env ${o.env}${o.default ? `, default ${o.default}` : ''}`,
-  )
-  .join('\n')}`;
+  .map(([flag, o]) => {
+    const name = `--${flag}${'multiple' in o ? ' (repeatable)' : ''}`;
+    const env = `env ${o.env}${'multiple' in o ? ', comma-separated' : ''}`;
+    return `  ${name}\n      ${o.help}\n      (${env}${o.default ? `; default ${o.default}` : ''})`;
+  })
+  .join('\n')}
+  --help, -h
+      print this help and exit`;
+
+/**
+ * True when the arguments ask for the usage (`--help` or `-h` before any `--`): the operator prints USAGE
+ * and exits 0 without validating anything else.
+ */
+export function wantsHelp(argv: string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
   if (argv.some((a) => a === '--ca-overlap' || a.startsWith('--ca-overlap=')) || env.SVID_CA_OVERLAP) {
@@ -121,7 +233,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       strict: true,
     }).values;
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+    throw new ConfigError(`${(err as Error).message}; run svid-operator --help for the flags it takes`);
   }
   const problems: string[] = [];
   const get = (flag: keyof typeof OPTIONS): string | undefined => {

@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { collectDefaultMetrics } from 'prom-client';
 import { loadKubeClient } from '../kube/load.ts';
 import { Controller } from '../reconcilers/workload-identity/controller.ts';
 import { ControllerMetrics } from '../reconcilers/workload-identity/metrics.ts';
@@ -16,12 +15,15 @@ import {
   ConfigError,
   parseBindAddress,
   parseConfig,
+  USAGE,
+  wantsHelp,
   parseTestTuning,
   type OperatorConfig,
   type TestTuning,
 } from './config.ts';
 import { healthServer, listen, metricsServer } from './http.ts';
 import { createLogger } from './logger.ts';
+import { collectProcessMetrics } from './process-metrics.ts';
 
 /**
  * A watch that has had no open stream and no answer from the API server for this long makes /healthz
@@ -45,7 +47,7 @@ export async function runOperator(
   const log = createLogger(config.logLevel);
   const kc = await loadKubeClient(env);
   const metrics = new ControllerMetrics();
-  collectDefaultMetrics({ register: metrics.registry });
+  collectProcessMetrics(metrics.registry);
   const extraRootsPem = config.extraTrustRootsFile
     ? await readFile(config.extraTrustRootsFile, 'utf8')
     : undefined;
@@ -236,6 +238,10 @@ async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Pr
 }
 
 async function main(): Promise<void> {
+  if (wantsHelp(process.argv.slice(2))) {
+    console.log(USAGE);
+    return;
+  }
   let config: OperatorConfig;
   try {
     config = parseConfig(process.argv.slice(2), process.env);

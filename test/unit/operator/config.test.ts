@@ -1,5 +1,14 @@
 import { expect } from 'chai';
-import { ConfigError, parseConfig, parseTestTuning } from '../../../src/operator/config.ts';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  ConfigError,
+  OPTIONS,
+  parseConfig,
+  parseTestTuning,
+  USAGE,
+  wantsHelp,
+} from '../../../src/operator/config.ts';
 
 const required = ['--trust-domain=example.org', '--ca-secret=svid-system/ca'];
 
@@ -76,5 +85,54 @@ describe('operator configuration', () => {
         );
       });
     }
+  });
+});
+
+describe('svid-operator --help', () => {
+  const cases: [string[], boolean][] = [
+    [['--help'], true],
+    [['-h'], true],
+    [['--trust-domain=example.org', '--help'], true],
+    [['--bogus', '-h'], true],
+    [['--', '--help'], false],
+    [['--helpful'], false],
+    [['--help=yes'], false],
+    [['-H'], false],
+    [[], false],
+  ];
+  for (const [argv, want] of cases) {
+    it(`${JSON.stringify(argv)} ${want ? 'asks' : 'does not ask'} for the usage`, () => {
+      expect(wantsHelp(argv)).to.equal(want);
+    });
+  }
+
+  it('the usage names every flag with what it does, its environment variable and its default', () => {
+    const lines = USAGE.split('\n');
+    for (const [flag, o] of Object.entries(OPTIONS)) {
+      const at = lines.findIndex((l) => l === `  --${flag}` || l.startsWith(`  --${flag} (`));
+      expect(at, flag).to.be.greaterThan(0);
+      const entry = lines.slice(at, at + 3).join('\n');
+      expect(o.help.length, flag).to.be.greaterThan(10);
+      expect(entry, flag).to.include(o.help).and.to.include(`env ${o.env}`);
+      if (o.default) expect(entry, flag).to.include(`default ${o.default}`);
+    }
+  });
+
+  it('an unknown flag is refused with its name and where to find the flags, not the whole usage', () => {
+    const message = refused(['--trust-domian=example.org']);
+    expect(message).to.include("'--trust-domian'").and.to.include('run svid-operator --help');
+    expect(message).not.to.include('usage:');
+  });
+
+  it('the operator prints the usage on stdout and exits 0 without a cluster', () => {
+    const main = fileURLToPath(new URL('../../../src/operator/main.ts', import.meta.url));
+    const run = spawnSync(process.execPath, [main, '--help'], {
+      encoding: 'utf8',
+      env: { ...process.env },
+      timeout: 60_000,
+    });
+    expect(run.status, run.stderr).to.equal(0);
+    expect(run.stdout).to.equal(`${USAGE}\n`);
+    expect(run.stderr).to.equal('');
   });
 });
