@@ -5,6 +5,7 @@ export {
   earliestRenewal,
   MAX_JITTER_SECONDS,
   jitterSeconds,
+  pacingDeadline,
   renewalTime,
   resolveLifetime,
   type DurationBounds,

@@ -110,3 +110,14 @@ export function earliestRenewal(
   const earliest = Math.max(renewal.getTime() - lookAheadMs, Math.ceil(midpoint));
   return new Date(Math.min(renewal.getTime(), earliest));
 }
+
+/**
+ * Where a paced re-issue waits in the issuance pacer's queue (its deadline, ms since the epoch): the SVID's
+ * renewal time. Renewals are counted late from their renewal time, and the per-identity jitter (up to
+ * renewBefore/10) puts the renewal times of SVIDs that expire in the same second up to that much apart, so
+ * serving them by notAfter would let a renewal due later go before one already waiting past its time. A CA
+ * rotation's re-issues take the same order (earliest expiry first, up to the jitter, for one renewBefore).
+ */
+export function pacingDeadline(notAfter: Date, renewBeforeSeconds: number, uid: string): number {
+  return renewalTime(notAfter, renewBeforeSeconds, uid).getTime();
+}

@@ -142,6 +142,12 @@ export class Controller {
           ),
       ),
     );
+    // A Secret shares its owner's strings, and a new version of an identity the previous version's (slim.ts).
+    // The cached version, not this process's newest write: a written status is the write's answer, with
+    // strings of its own, and sharing those left the Secret and the identity each with a copy again (a
+    // 5,000-identity heap snapshot: 2.9 uid strings per identity against 2.0).
+    const identities = this.identities;
+    bundles.ownerOf = (namespace, name) => identities.get(`${namespace}/${name}`);
     this.caInformer = new Informer<k8s.V1Secret>(
       o.kc,
       'ca-secret',

@@ -15,13 +15,23 @@ const older = (a: Claimant, b: Claimant): number =>
   (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) ||
   (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0);
 
+/** The claiming identity as cached (the newest version the watch delivered; update is called with each). */
+type Claim = Pick<WorkloadIdentity, 'metadata'>;
+
+/** A claim as the callers read it, made when asked (holding one object per identity was ~50 bytes each). */
+const claimantOf = (c: Claim): Claimant => ({
+  name: c.metadata.name,
+  uid: c.metadata.uid,
+  created: c.metadata.creationTimestamp ?? '',
+});
+
 /**
  * The claims on one Secret: nearly always a single identity, held as itself; a Map only while several
  * identities name the same Secret. A Map per Secret was ~300 bytes per identity at 10,000 identities.
  */
-type Claims = Claimant | Map<string, Claimant>;
+type Claims = Claim | Map<string, Claim>;
 
-const claimantsOf = (c: Claims | undefined): Claimant[] =>
+const claimsOf = (c: Claims | undefined): Claim[] =>
   c === undefined ? [] : c instanceof Map ? [...c.values()] : [c];
 
 export class SecretClaims {
@@ -40,26 +50,23 @@ export class SecretClaims {
     const secretKey = `${ns}/${wi.spec.secretName}`;
     const previous = this.byIdentity.get(identityKey);
     const affected = previous && previous !== secretKey ? this.release(identityKey, previous) : [];
-    const claimant: Claimant = {
-      name: wi.metadata.name,
-      uid: wi.metadata.uid,
-      created: wi.metadata.creationTimestamp ?? '',
-    };
+    const name = wi.metadata.name;
     const claims = this.bySecret.get(secretKey);
-    if (claims === undefined || (!(claims instanceof Map) && claims.name === claimant.name)) {
-      this.bySecret.set(secretKey, claimant);
+    if (claims === undefined || (!(claims instanceof Map) && claims.metadata.name === name)) {
+      this.bySecret.set(secretKey, wi);
     } else if (claims instanceof Map) {
-      claims.set(claimant.name, claimant);
+      claims.set(name, wi);
     } else {
       this.bySecret.set(
         secretKey,
-        new Map([
-          [claims.name, claims],
-          [claimant.name, claimant],
+        new Map<string, Claim>([
+          [claims.metadata.name, claims],
+          [name, wi],
         ]),
       );
     }
-    this.byIdentity.set(identityKey, secretKey);
+    // An unchanged claim keeps the string it was recorded with (the one bySecret's key is), not a copy.
+    if (previous !== secretKey) this.byIdentity.set(identityKey, secretKey);
     return [...affected, ...this.keysOf(secretKey)].filter((k) => k !== identityKey);
   }
 
@@ -73,13 +80,13 @@ export class SecretClaims {
   /** The identity that gets `namespace/secretName`, when more than one claims it. */
   winner(namespace: string, secretName: string): Claimant | undefined {
     const claims = this.bySecret.get(`${namespace}/${secretName}`);
-    if (!(claims instanceof Map)) return claims;
-    return [...claims.values()].sort(older)[0];
+    if (!(claims instanceof Map)) return claims && claimantOf(claims);
+    return [...claims.values()].map(claimantOf).sort(older)[0];
   }
 
   /** Every identity claiming `namespace/secretName`. */
   claimants(namespace: string, secretName: string): Claimant[] {
-    return claimantsOf(this.bySecret.get(`${namespace}/${secretName}`));
+    return claimsOf(this.bySecret.get(`${namespace}/${secretName}`)).map(claimantOf);
   }
 
   private release(identityKey: string, secretKey: string): string[] {
@@ -90,13 +97,13 @@ export class SecretClaims {
       const [only] = claims.values();
       if (claims.size === 1 && only) this.bySecret.set(secretKey, only);
       else if (claims.size === 0) this.bySecret.delete(secretKey);
-    } else if (claims?.name === name) this.bySecret.delete(secretKey);
+    } else if (claims?.metadata.name === name) this.bySecret.delete(secretKey);
     this.byIdentity.delete(identityKey);
     return this.keysOf(secretKey);
   }
 
   private keysOf(secretKey: string): string[] {
     const ns = secretKey.slice(0, secretKey.indexOf('/'));
-    return claimantsOf(this.bySecret.get(secretKey)).map((c) => `${ns}/${c.name}`);
+    return claimsOf(this.bySecret.get(secretKey)).map((c) => `${ns}/${c.metadata.name}`);
   }
 }

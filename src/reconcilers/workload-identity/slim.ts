@@ -46,6 +46,19 @@ export class BundleInterner {
    * have a pool of their own and never push the few values in `common` out.
    */
   private readonly accounts = new StringPool(1024);
+  /**
+   * RFC 3339 timestamps (whole seconds): an identity's creation, its SVID's notBefore, notAfter and renewal
+   * time, its Ready condition's transition, the Secret's notAfter annotation. Identities issued in the same
+   * second share them, and a wave issues hundreds per second: six strings per identity (240 bytes at 5,000
+   * identities) were 365 distinct values. Recent values only, so a steady state shares what it can.
+   */
+  private readonly times = new StringPool(256);
+  /**
+   * The cached identity that owns a Secret (by namespace and name), so a Secret's owner name, owner uid and
+   * its own name share the identity's strings instead of holding a copy each (~130 bytes per identity).
+   * Set by the controller once the identity cache exists; without it nothing is shared.
+   */
+  ownerOf?: (namespace: string, name: string) => OwnerShape | undefined;
 
   constructor(max = 8) {
     this.bundles = new StringPool(max);
@@ -67,10 +80,13 @@ export class BundleInterner {
       m.labels[MANAGED_BY_LABEL] = intern(m.labels[MANAGED_BY_LABEL]);
     if (m?.annotations?.[ANNOTATION_CA] !== undefined)
       m.annotations[ANNOTATION_CA] = intern(m.annotations[ANNOTATION_CA]);
+    if (m?.annotations?.[ANNOTATION_NOT_AFTER] !== undefined)
+      m.annotations[ANNOTATION_NOT_AFTER] = this.times.intern(m.annotations[ANNOTATION_NOT_AFTER]);
     for (const r of m?.ownerReferences ?? []) {
       r.apiVersion = intern(r.apiVersion);
       r.kind = intern(r.kind);
     }
+    if (m) this.shareWithOwner(m);
     const bundle = secret.data?.['ca.crt'];
     if (bundle !== undefined && secret.data) secret.data['ca.crt'] = this.bundles.intern(bundle);
     return secret;
@@ -84,12 +100,37 @@ export class BundleInterner {
   identity = <T extends CachedIdentityShape>(wi: T): T => {
     slimIdentity(wi);
     const intern = this.common.intern;
+    const time = this.times.intern;
     if (typeof wi.apiVersion === 'string') wi.apiVersion = intern(wi.apiVersion);
     if (typeof wi.kind === 'string') wi.kind = intern(wi.kind);
+    const meta = wi.metadata as {
+      name?: unknown;
+      namespace?: unknown;
+      uid?: unknown;
+      creationTimestamp?: unknown;
+    };
+    if (typeof meta.creationTimestamp === 'string') meta.creationTimestamp = time(meta.creationTimestamp);
+    // The previous version of this identity (still cached while the new one is transformed): its name, uid
+    // and secretName strings are what the identity's Secret shares (shareWithOwner), so a new version keeps
+    // them when they are equal instead of bringing copies of its own.
+    const previous =
+      typeof meta.namespace === 'string' && typeof meta.name === 'string'
+        ? this.ownerOf?.(meta.namespace, meta.name)
+        : undefined;
+    if (previous) {
+      if (previous.metadata.name === meta.name) meta.name = previous.metadata.name;
+      if (previous.metadata.uid !== undefined && previous.metadata.uid === meta.uid)
+        meta.uid = previous.metadata.uid;
+      const secretName = previous.spec?.secretName;
+      if (wi.spec && secretName !== undefined && secretName === wi.spec.secretName)
+        wi.spec.secretName = secretName;
+    }
     const spec = wi.spec;
     if (spec) {
+      // A service account named as the identity (a common convention) shares the name's string.
       if (typeof spec.serviceAccountName === 'string')
-        spec.serviceAccountName = this.accounts.intern(spec.serviceAccountName);
+        spec.serviceAccountName =
+          spec.serviceAccountName === meta.name ? meta.name : this.accounts.intern(spec.serviceAccountName);
       if (typeof spec.duration === 'string') spec.duration = intern(spec.duration);
       if (typeof spec.renewBefore === 'string') spec.renewBefore = intern(spec.renewBefore);
       if (spec.privateKey && typeof spec.privateKey.algorithm === 'string')
@@ -98,17 +139,46 @@ export class BundleInterner {
     const status = wi.status;
     if (status) {
       if (typeof status.spiffeID === 'string') status.spiffeID = this.accounts.intern(status.spiffeID);
+      for (const field of ['notBefore', 'notAfter', 'renewalTime'] as const) {
+        const value = status[field];
+        if (typeof value === 'string') status[field] = time(value);
+      }
       if (Array.isArray(status.conditions)) {
         for (const c of status.conditions) {
           if (!c || typeof c !== 'object') continue;
           if (typeof c.type === 'string') c.type = intern(c.type);
           if (typeof c.status === 'string') c.status = intern(c.status);
           if (typeof c.reason === 'string') c.reason = intern(c.reason);
+          if (typeof c.lastTransitionTime === 'string') c.lastTransitionTime = time(c.lastTransitionTime);
         }
       }
     }
     return wi;
   };
+
+  /**
+   * A managed Secret's name, its owner label and its controller reference's name and uid are equal to
+   * strings its identity holds: use the identity's. Only values that are equal are replaced, so the
+   * Secret reads exactly as it arrived.
+   */
+  private shareWithOwner(m: k8s.V1ObjectMeta): void {
+    const ref = m.ownerReferences?.find((r) => r.controller);
+    if (!ref || !this.ownerOf || m.namespace === undefined) return;
+    const owner = this.ownerOf(m.namespace, ref.name);
+    const name = owner?.metadata.name;
+    if (owner === undefined || name === undefined || name !== ref.name) return;
+    ref.name = name;
+    if (owner.metadata.uid !== undefined && owner.metadata.uid === ref.uid) ref.uid = owner.metadata.uid;
+    if (m.labels?.[OWNER_LABEL] === name) m.labels[OWNER_LABEL] = name;
+    const secretName = owner.spec?.secretName;
+    if (secretName !== undefined && secretName === m.name) m.name = secretName;
+  }
+}
+
+/** What BundleInterner.secret reads of a Secret's owning identity. */
+export interface OwnerShape {
+  metadata: { name?: string; uid?: string };
+  spec?: { secretName?: string };
 }
 
 /** The data keys an SVID Secret holds; nothing else in a managed Secret is kept in memory. */
@@ -212,13 +282,18 @@ export interface CachedIdentityShape {
   metadata: { name?: string; annotations?: Record<string, string> };
   spec?: {
     serviceAccountName?: string;
+    secretName?: string;
     duration?: string;
     renewBefore?: string;
     privateKey?: { algorithm?: string };
   };
   status?: {
     spiffeID?: string;
-    conditions?: { type?: string; status?: string; reason?: string }[];
+    serialNumber?: string;
+    notBefore?: string;
+    notAfter?: string;
+    renewalTime?: string;
+    conditions?: { type?: string; status?: string; reason?: string; lastTransitionTime?: string }[];
   };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { ContentMemo, contentDigest } from '../../../src/controller-runtime/content-memo.ts';
@@ -67,6 +68,13 @@ describe('content memo', () => {
       expect(contentDigest(['', 'x'])).to.not.equal(contentDigest([undefined, 'x']));
       expect(contentDigest(['x'])).to.not.equal(contentDigest(['x', '']));
       expect(contentDigest(['1:a'])).to.not.equal(contentDigest(['a']));
+    });
+
+    it('are the 32 bytes of the SHA-256 as one Latin-1 character each', () => {
+      const d = contentDigest(['a']);
+      expect(d).to.have.length(32);
+      const expected = createHash('sha256').update('1:').update('a').digest();
+      expect(Buffer.from(d, 'latin1').equals(expected)).to.equal(true);
     });
 
     it('equal exactly when the part lists are equal (property)', () => {

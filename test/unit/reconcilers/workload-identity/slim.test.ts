@@ -110,6 +110,43 @@ describe('what the caches keep of a managed Secret and an identity', () => {
     expect(extraDataKeys(s)).to.equal(1);
   });
 
+  it("shares its owner's strings only where they are equal: the Secret reads exactly as without sharing", () => {
+    const asked: string[] = [];
+    const owners = [
+      undefined,
+      { metadata: { name: 'payments', uid: 'w1' }, spec: { secretName: 'payments-svid' } },
+      { metadata: { name: 'payments', uid: 'other-uid' }, spec: { secretName: 'elsewhere' } },
+      { metadata: { name: 'payments' } },
+      { metadata: { name: 'not-the-owner', uid: 'w1' }, spec: { secretName: 'payments-svid' } },
+    ];
+    const plain = new BundleInterner().secret(managed());
+    for (const owner of owners) {
+      const interner = new BundleInterner();
+      interner.ownerOf = (namespace, name) => {
+        asked.push(`${namespace}/${name}`);
+        return owner;
+      };
+      expect(interner.secret(managed())).to.deep.equal(plain);
+    }
+    expect(asked).to.deep.equal(owners.map(() => 'prod/payments'));
+  });
+
+  it('shares owner strings without changing any value (property)', () => {
+    const word = fc.constantFrom('payments', 'payments-svid', 'w1', 'x', '');
+    fc.assert(
+      fc.property(word, word, word, fc.option(word, { nil: undefined }), (name, uid, secretName, label) => {
+        const raw = managed();
+        const m = raw.metadata as k8s.V1ObjectMeta;
+        if (label === undefined) delete m.labels?.[OWNER_LABEL];
+        else (m.labels as Record<string, string>)[OWNER_LABEL] = label;
+        const expected = new BundleInterner().secret(JSON.parse(JSON.stringify(raw)) as k8s.V1Secret);
+        const interner = new BundleInterner();
+        interner.ownerOf = () => ({ metadata: { name, uid }, spec: { secretName } });
+        expect(interner.secret(raw)).to.deep.equal(expected);
+      }),
+    );
+  });
+
   it('keeps a Secret without labels, annotations or owners as such (the ownership check sees them missing)', () => {
     const bare = JSON.parse(
       JSON.stringify({ metadata: { name: 'x', namespace: 'y', resourceVersion: '1' } }),
@@ -326,6 +363,33 @@ describe('string pool (one copy of values every cached object repeats)', () => {
     expect(interner.identity(JSON.parse(JSON.stringify(changed)) as typeof changed)).to.deep.equal(changed);
   });
 
+  it("keeps the previous version's name, uid and secretName where equal, every value as it arrived", () => {
+    const previous = [
+      undefined,
+      identity('a'),
+      { ...identity('a'), metadata: { ...identity('a').metadata, uid: 'recreated' } },
+      { ...identity('a'), spec: { ...identity('a').spec, secretName: 'renamed' } },
+      { ...identity('a'), status: { ...identity('a').status, serialNumber: 'ff', spiffeID: 'spiffe://x/y' } },
+      { ...identity('a'), status: undefined },
+    ];
+    for (const p of previous) {
+      const interner = new BundleInterner();
+      const asked: string[] = [];
+      interner.ownerOf = (namespace, name) => {
+        asked.push(`${namespace}/${name}`);
+        return p;
+      };
+      const raw = identity('a');
+      raw.status.conditions = raw.status.conditions.map((c) => ({
+        ...c,
+        lastTransitionTime: '2026-11-24T08:00:01Z',
+      }));
+      const expected = JSON.parse(JSON.stringify(raw)) as typeof raw;
+      expect(interner.identity(raw)).to.deep.equal(expected);
+      expect(asked).to.deep.equal(['prod/a']);
+    }
+  });
+
   it('takes identities with missing or mistyped spec and status fields as they are', () => {
     const interner = new BundleInterner();
     const odd: Record<string, unknown>[] = [
@@ -334,6 +398,11 @@ describe('string pool (one copy of values every cached object repeats)', () => {
       { metadata: {}, spec: { serviceAccountName: 5, privateKey: null, duration: ['1h'] } },
       { metadata: {}, status: { spiffeID: {}, conditions: 'Ready' } },
       { metadata: {}, status: { conditions: [null, 3, { type: 1, status: {}, reason: 'Issued' }] } },
+      {
+        metadata: { name: 3, namespace: {}, creationTimestamp: 7 },
+        status: { notAfter: 5, renewalTime: null },
+      },
+      { metadata: {}, status: { conditions: [{ lastTransitionTime: ['2026-01-01T00:00:00Z'] }] } },
     ];
     for (const o of odd) {
       const copy = JSON.parse(JSON.stringify(o)) as Parameters<typeof interner.identity>[0];
