@@ -56,6 +56,10 @@ ENTRYPOINT ["/usr/bin/tini", "--", "node"]
 # the idle operator released 9.7-10.5 MB). Idle RSS, hack/profile-idle.ts: 87.7-89.2 MB without the flag,
 # 78.0-80.3 MB with it. A fixed glibc mmap threshold (GLIBC_TUNABLES) helped only some runs (80.6-89.0 MB).
 # Set from inside the process (v8.setFlagsFromString at start) it had no effect (87.7, 87.9 MB).
+# GLIBC_TUNABLES mmap_threshold=4096: a wave of issuances makes many short-lived 4-64 KiB allocations (TLS
+# records, buffers); from the brk heap they left ~20 MB freed but resident (malloc's [heap] 24-27 MB after
+# 2,000-5,000 identities, ~7 MB idle); with their own pages it stayed at 14-15 MB (hack/profile-wave.ts).
+# The same settings in `npm start` and the bench: bench/operator-env.ts.
 FROM runtime
-ENV MALLOC_ARENA_MAX=2
+ENV MALLOC_ARENA_MAX=2 GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4096
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "--optimize-for-size", "--max-semi-space-size=2", "--liftoff-only", "dist/src/operator/main.js"]

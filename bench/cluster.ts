@@ -32,6 +32,7 @@ import { CREATE_CONCURRENCY, createWave, names, type ClusterContext } from './cl
 import type { ClusterResult, ClusterSizes, ScalePoint } from './cluster-result.ts';
 import { IdentityWatch, pool } from './identity-watch.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from './operator-account.ts';
+import { imageMallocEnv } from './operator-env.ts';
 import { counters, perItem, sampleWriteRates, settledRssMb, sleep, waitIdle } from './operator-metrics.ts';
 import { measureSteady } from './steady.ts';
 import { benchPodCertificates } from './pod-certificates.ts';
@@ -63,7 +64,7 @@ const OPERATOR_LAUNCH = {
 // makes the compiled operator load the mTLS library from its TypeScript source through Node's type stripper
 // (~13 MB more resident: 92.7 against 78-79 MB idle, hack/profile-wave.ts --dist with and without it). The
 // image sets no NODE_OPTIONS.
-const OPERATOR_ENV = { MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '' };
+const OPERATOR_ENV = { ...imageMallocEnv(), NODE_OPTIONS: '' };
 
 /** Compiles dist/ first, so the operator measured is the code in this tree. */
 async function build(): Promise<void> {

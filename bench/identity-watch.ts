@@ -7,7 +7,12 @@ import { identitySource } from '../src/reconcilers/workload-identity/controller.
 import { Informer, keyOf } from '../src/controller-runtime/informer.ts';
 import type { WorkloadIdentity } from '../src/reconcilers/workload-identity/types.ts';
 
-const quiet = { error: () => undefined, warn: () => undefined, debug: () => undefined };
+const quiet = {
+  error: () => undefined,
+  warn: () => undefined,
+  info: () => undefined,
+  debug: () => undefined,
+};
 
 /** Every WorkloadIdentity in the cluster, as the operator would see them, with arrival times. */
 export class IdentityWatch {

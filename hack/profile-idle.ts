@@ -5,7 +5,8 @@
 // anonymous mappings, which hold V8's heap) and the V8 heap figures from its /metrics, and optionally
 // writes a heap snapshot (--heap FILE.heapsnapshot). For the issue 17 memory work.
 //   node hack/profile-idle.ts [--dist | --script FILE] [--no-image-flags] [--heap FILE] [--hold SECONDS]
-//     [--node-arg=--flag ...] (MALLOC_ARENA_MAX from the environment, else the image's 2)
+//     [--node-arg=--flag ...] (MALLOC_ARENA_MAX and GLIBC_TUNABLES from the environment, else the image's:
+//     bench/operator-env.ts)
 import { readdir, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import { createSelfSignedCa } from '../src/pki/index.ts';
 import { createNamespace, putCaSecret } from '../test/harness/identities.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from '../bench/operator-account.ts';
+import { imageMallocEnv } from '../bench/operator-env.ts';
 import { settledRssMb, sleep, waitIdle } from '../bench/operator-metrics.ts';
 
 const { values } = parseArgs({
@@ -61,7 +63,7 @@ try {
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
     {
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+      ...imageMallocEnv(),
       // dist/ as the image runs it: no NODE_OPTIONS (under npm it carries the source condition, see bench/cluster.ts).
       ...(values.dist && { NODE_OPTIONS: '' }),
     },

@@ -7,6 +7,8 @@
 //   node hack/profile-wave.ts [--identities 1000] [--cpu-prof DIR] [--heap FILE] [--dist]
 //     [--drop-flag=--liftoff-only ...] (leaves one of the image's node flags out, to measure what it costs)
 //     [--hold SECONDS] (keeps the operator running after the report, e.g. to attach gdb and call malloc_trim)
+//   The image's malloc settings (bench/operator-env.ts) unless the environment sets them: GLIBC_TUNABLES= (empty)
+//   measures without the mmap threshold.
 import { readdir, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +25,7 @@ import { createWave, names } from '../bench/cluster-context.ts';
 import { IdentityWatch } from '../bench/identity-watch.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from '../bench/operator-account.ts';
 import { counters, settledRssMb, sleep, waitIdle } from '../bench/operator-metrics.ts';
+import { imageMallocEnv } from '../bench/operator-env.ts';
 import { cpuSeconds } from '../bench/proc.ts';
 
 const { values } = parseArgs({
@@ -70,7 +73,7 @@ try {
     operatorKubeconfigPath(cp),
     [`--trust-domain=${TD}`, '--ca-secret=svid-system/ca'],
     // dist/ as the image runs it: no NODE_OPTIONS (under npm it carries the source condition, see bench/cluster.ts).
-    { MALLOC_ARENA_MAX: '2', ...(values.dist && { NODE_OPTIONS: '' }) },
+    { ...imageMallocEnv(), ...(values.dist && { NODE_OPTIONS: '' }) },
     { script, nodeArgs },
   );
   await op.start();
