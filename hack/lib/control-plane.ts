@@ -262,25 +262,35 @@ export class StartFailure extends Error {
   }
 }
 
+/** A started child: its log file (when its output goes to one) and the end of its output so far. */
+interface Launched {
+  child: ChildProcess;
+  log?: string;
+  tail: () => string;
+}
+
 async function waitFor(
   what: string,
   timeoutMs: number,
   check: () => Promise<boolean>,
-  child?: ChildProcess,
-  log?: string,
-  tail?: () => string,
+  launched?: Launched,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) {
+    const child = launched?.child;
+    if (launched && child && child.exitCode !== null) {
       // Its output may still be in the pipe: let it arrive.
       if (child.stdout && !child.stdout.readableEnded)
         await Promise.race([once(child.stdout, 'end').catch(() => undefined), sleep(2000)]);
-      throw new StartFailure(what, child.exitCode, tail?.() ?? `(see ${log ?? 'its output'})`);
+      // Output that went to the terminal (logToFiles: false) was not kept.
+      const tail =
+        launched.tail() || (launched.log ? '(no output)' : '(its output went to the terminal above)');
+      throw new StartFailure(what, child.exitCode, tail);
     }
     if (await check().catch(() => false)) return;
     await sleep(250);
   }
+  const log = launched?.log;
   throw new Error(`${what} was not ready within ${timeoutMs / 1000}s${log ? `; see ${log}` : ''}`);
 }
 
@@ -396,11 +406,7 @@ export class ControlPlane {
     };
   }
 
-  private launch(
-    name: string,
-    bin: string,
-    args: string[],
-  ): { child: ChildProcess; log?: string; tail: () => string } {
+  private launch(name: string, bin: string, args: string[]): Launched {
     const toFiles = this.opts.logToFiles ?? true;
     const log = toFiles ? path.join(this.dir, `${name}.log`) : undefined;
     const child = spawn(bin, args, { stdio: toFiles ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
@@ -420,7 +426,7 @@ export class ControlPlane {
 
   private async startEtcd(): Promise<void> {
     const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
-    const { child, log, tail } = this.launch('etcd', this.bins.etcd, [
+    const etcd = this.launch('etcd', this.bins.etcd, [
       `--data-dir=${path.join(this.dir, 'etcd')}`,
       '--name=default',
       `--listen-client-urls=${this.etcdUrl}`,
@@ -433,15 +439,15 @@ export class ControlPlane {
       '--unsafe-no-fsync=true',
       '--log-level=warn',
     ]);
-    this.etcd = child;
-    await waitFor('etcd', 60_000, () => httpOk(`${this.etcdUrl}/health`), child, log, tail);
+    this.etcd = etcd.child;
+    await waitFor('etcd', 60_000, () => httpOk(`${this.etcdUrl}/health`), etcd);
   }
 
   /** Starts kube-apiserver on the same port as before, so clients and kubeconfigs keep working. */
   async startApiServer(): Promise<void> {
     const node = this.opts.node;
     const address = node?.address ?? '127.0.0.1';
-    const { child, log, tail } = this.launch('kube-apiserver', this.bins.kubeApiserver, [
+    const apiserver = this.launch('kube-apiserver', this.bins.kubeApiserver, [
       `--etcd-servers=${this.etcdUrl}`,
       // Serve only on loopback (or the host end of the node's network namespace), on the port written
       // into the kubeconfig.
@@ -481,8 +487,8 @@ export class ControlPlane {
         : []),
       ...(this.opts.apiServerFlags ?? []),
     ]);
-    this.apiServer = child;
-    await waitFor('kube-apiserver', 120_000, () => this.readyz(), child, log, tail);
+    this.apiServer = apiserver.child;
+    await waitFor('kube-apiserver', 120_000, () => this.readyz(), apiserver);
   }
 
   /** Stops kube-apiserver only (etcd and data stay), e.g. to test that clients survive an outage. */
