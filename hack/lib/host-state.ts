@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { allProcs } from './run-processes.ts';
 
 const run = promisify(execFile);
 
@@ -87,7 +88,7 @@ async function list(dir: string): Promise<string[]> {
   }
 }
 
-/** Names of processes whose executable is one of the node's programs (by /proc/<pid>/comm). */
+/** Processes ("<pid> <comm>") whose executable is one of the node's programs, zombies left out. */
 const nodePrograms = new Set([
   'kubelet',
   'kube-proxy',
@@ -102,15 +103,11 @@ const nodePrograms = new Set([
 
 async function nodeProcesses(): Promise<string[]> {
   const found: string[] = [];
-  for (const pid of await list('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
-      // comm is truncated to 15 characters.
-      if ([...nodePrograms].some((p) => p.slice(0, 15) === comm)) found.push(`${pid} ${comm}`);
-    } catch {
-      // exited meanwhile
-    }
+  for (const p of await allProcs()) {
+    // A zombie has exited: nothing of it runs or holds resources; only its parent can remove the entry.
+    if (p.state === 'Z') continue;
+    // comm is truncated to 15 characters.
+    if ([...nodePrograms].some((name) => name.slice(0, 15) === p.comm)) found.push(`${p.pid} ${p.comm}`);
   }
   return found;
 }

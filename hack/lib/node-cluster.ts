@@ -13,6 +13,7 @@ import { ControlPlane } from './control-plane.ts';
 import { LocalNode, type NodeOptions } from './node.ts';
 import { NodeNetwork } from './node-network.ts';
 import { RunCgroup } from './run-cgroup.ts';
+import { describeProcess, killMarked, waitGone } from './run-processes.ts';
 import { joinSysctlLedger, leaveSysctlLedger } from './sysctl-ledger.ts';
 
 const run = promisify(execFile);
@@ -83,6 +84,10 @@ export interface TeardownReport {
   unmounted: number;
   shimSocketsRemoved: number;
   sysctlsRestored: string[];
+  /** Processes of the run (its shims and their pods) found alive outside its cgroup, and killed. */
+  outsideCgroup: string[];
+  /** Killed processes still listed as zombies 10 s later (exited; their parent has not reaped them). */
+  unreaped: string[];
 }
 
 export class NodeCluster {
@@ -195,7 +200,14 @@ export class NodeCluster {
 
   /** Tears everything down (idempotent); returns what had to be cleaned. */
   async stop(): Promise<TeardownReport> {
-    const report: TeardownReport = { killed: 0, unmounted: 0, shimSocketsRemoved: 0, sysctlsRestored: [] };
+    const report: TeardownReport = {
+      killed: 0,
+      unmounted: 0,
+      shimSocketsRemoved: 0,
+      sysctlsRestored: [],
+      outsideCgroup: [],
+      unreaped: [],
+    };
     if (this.stopped) return report;
     this.stopped = true;
     const errors: string[] = [];
@@ -215,8 +227,31 @@ export class NodeCluster {
         containerIds = await node.containerIds();
       });
     if (node) await attempt('stopping the node daemons', () => node.stopDaemons());
+    const killed: number[] = [];
     await attempt('killing what is left in the run cgroup', async () => {
-      report.killed = await this.cgroup.destroy();
+      killed.push(...(await this.cgroup.destroy()));
+      report.killed = killed.length;
+    });
+    await attempt('killing processes of the run outside its cgroup', async () => {
+      // The run's shims name its containerd socket; a pod's processes are their descendants.
+      const marked = await killMarked(
+        node?.containerdSocket ?? `/run/svid-${this.network.id}/containerd.sock`,
+      );
+      killed.push(...marked.pids);
+      report.outsideCgroup = marked.described;
+    });
+    await attempt('waiting for the killed processes to be reaped', async () => {
+      const left = await waitGone(killed);
+      // A zombie has exited (no memory, files or sockets left): only its parent, for an orphan PID 1, can
+      // take it off the process table. One that is still alive after SIGKILL is a failure.
+      report.unreaped = await Promise.all(
+        left.filter((p) => p.state === 'Z').map((p) => describeProcess(p.pid)),
+      );
+      const alive = left.filter((p) => p.state !== 'Z');
+      if (alive.length) {
+        const described = await Promise.all(alive.map((p) => describeProcess(p.pid)));
+        throw new Error(`still alive 10 s after SIGKILL: ${described.join('; ')}`);
+      }
     });
     const runDir = `/run/svid-${this.network.id}`;
     await attempt('unmounting', async () => {

@@ -87,17 +87,18 @@ export class RunCgroup {
 
   /**
    * SIGKILLs everything inside until nothing is left (at most 20 rounds), then removes the cgroups
-   * deepest first. Returns how many processes had to be killed.
+   * deepest first. Returns the PIDs it killed (an exited process leaves its cgroup at once, but /proc
+   * lists it until it is reaped: see run-processes.ts waitGone).
    */
-  async destroy(): Promise<number> {
-    let killed = 0;
+  async destroy(): Promise<number[]> {
+    const killed: number[] = [];
     for (let round = 0; round < 20; round++) {
       const pids = await this.pids();
       if (pids.size === 0) break;
       for (const pid of pids) {
         try {
           process.kill(pid, 'SIGKILL');
-          killed++;
+          killed.push(pid);
         } catch {
           // already gone
         }

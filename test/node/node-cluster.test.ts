@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { expect } from 'chai';
 import { snapshotHost, readSysctls, type HostSnapshot } from '../../hack/lib/host-state.ts';
 import { NodeCluster } from '../../hack/lib/node-cluster.ts';
+import { describeProcess } from '../../hack/lib/run-processes.ts';
 import { busyboxImage, buildBusyboxImage } from '../harness/node-images.ts';
 import { requireNodeHost } from '../harness/node-host.ts';
 
@@ -102,7 +103,19 @@ describe('a real local node', function () {
     cluster = undefined;
     expect(report.sysctlsRestored).to.include.members(changed);
     const after = await snapshotHost();
-    expect(after.processes, 'node processes').to.deep.equal(hostBefore.processes);
+    // Where a process left behind came from (state, parent, cgroups), and what the teardown's second net
+    // (processes of the run found by their command line) had to kill.
+    const left = after.processes.filter((p) => !hostBefore.processes.includes(p));
+    const details = await Promise.all(left.map((p) => describeProcess(Number(p.split(' ')[0]))));
+    expect(
+      after.processes,
+      `node processes: ${details.join('; ')}; outside the cgroup at teardown: ${report.outsideCgroup.join('; ') || 'none'}`,
+    ).to.deep.equal(hostBefore.processes);
+    if (report.outsideCgroup.length || report.unreaped.length)
+      console.log(
+        `    teardown: killed outside the run cgroup: ${report.outsideCgroup.join('; ') || 'none'}; ` +
+          `zombies not reaped by their parent: ${report.unreaped.join('; ') || 'none'}`,
+      );
     expect(after.mounts, 'mounts').to.deep.equal(hostBefore.mounts);
     expect(after.netns, 'network namespaces').to.deep.equal(hostBefore.netns);
     expect(after.links, 'links').to.deep.equal(hostBefore.links);
