@@ -57,6 +57,21 @@ export type HandlerResult =
  */
 export class FailedAfterProgress extends Error {}
 
+/**
+ * A failure whose retry must come within `withinMs` however many failures came before (at least the base
+ * delay): the handler knows a time the backoff must not pass, e.g. the expiry of the SVID in use while
+ * writes of its successor keep failing. Without it, a renewal whose Secret write got 409 after 409 was
+ * retried after 16 s, then 32 s, past the expiry of the 20-s SVID it was renewing.
+ */
+export class RetryWithin extends Error {
+  readonly withinMs: number;
+
+  constructor(message: string, withinMs: number, options?: ErrorOptions) {
+    super(message, options);
+    this.withinMs = withinMs;
+  }
+}
+
 export const PRIORITIES = ['urgent', 'due', 'normal', 'resync'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
@@ -324,7 +339,9 @@ export class WorkQueue {
     } catch (err) {
       const n = err instanceof FailedAfterProgress ? 1 : (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
-      const delay = this.backoffMs(n);
+      let delay = this.backoffMs(n);
+      if (err instanceof RetryWithin && Number.isFinite(err.withinMs))
+        delay = Math.max(this.opts.baseDelayMs, Math.min(delay, err.withinMs));
       this.onError(key, err, delay);
       this.addAfter(key, delay);
     } finally {

@@ -242,6 +242,18 @@ export function isPaced(
  * time the current certificate has left, so a valid certificate never expires while retries could still
  * succeed.
  */
+/**
+ * The longest wait before retrying a renewal whose write failed while the SVID in use is still valid: a
+ * quarter of its time left (as retryDelayMs caps an issuance failure), so several retries come before it
+ * expires however long the failures' backoff has grown. Undefined once it expired (or there is none): the
+ * backoff alone then spaces the retries.
+ */
+export function retryWithinMs(notAfter: Date | undefined, now: Date): number | undefined {
+  if (!notAfter || Number.isNaN(notAfter.getTime())) return undefined;
+  const left = notAfter.getTime() - now.getTime();
+  return left > 0 ? left / 4 : undefined;
+}
+
 export function retryDelayMs(failures: number, notAfter: Date | undefined, now: Date): number {
   const exponential = Math.min(1000 * 2 ** Math.max(0, failures - 1), 5 * 60_000);
   if (!notAfter) return exponential;

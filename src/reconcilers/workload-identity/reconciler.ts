@@ -25,13 +25,14 @@ import {
   isPaced,
   plan,
   retryDelayMs,
+  retryWithinMs,
   scheduledRenewal,
   type CaState,
   type IdentityPolicy,
   type Plan,
   type SecretState,
 } from './plan.ts';
-import { FailedAfterProgress, type HandlerResult } from '../../controller-runtime/queue.ts';
+import { FailedAfterProgress, RetryWithin, type HandlerResult } from '../../controller-runtime/queue.ts';
 import { handledRenewRequest } from './renew-request.ts';
 import { buildSecret, secretPatch, secretState, svidData } from './secret.ts';
 import { SvidMemory, svidContent } from './svid-memory.ts';
@@ -426,7 +427,14 @@ export class Reconciler {
         this.d.metrics.issuances.inc({ result: 'failure', cause: p.cause });
         this.d.metrics.issuanceSeconds.observe({ result: 'failure' }, (performance.now() - started) / 1000);
         this.writtenSecrets.forget(secretKey);
-        throw new Error(`Secret ${secretKey} changed while it was being written; retrying`, { cause: err });
+        const message = `Secret ${secretKey} changed while it was being written; retrying`;
+        // Retried before the SVID in use expires, however many conflicts came before.
+        const within = retryWithinMs(
+          wi.status?.notAfter ? new Date(wi.status.notAfter) : undefined,
+          this.now(),
+        );
+        if (within !== undefined) throw new RetryWithin(message, within, { cause: err });
+        throw new Error(message, { cause: err });
       }
       return this.issuanceFailed(wi, p, started, err);
     }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import {
   FailedAfterProgress,
+  RetryWithin,
   WorkQueue,
   type HandlerResult,
   type Priority,
@@ -213,6 +214,41 @@ describe('work queue: priority lanes and schedule (injected clock)', () => {
       await h.finish();
     }
     expect(waits).to.deep.equal([1000, 2000, 1000, 2000, 4000]);
+    expect(h.q.failuresOf('k')).to.equal(0);
+  });
+
+  it('retries a failure that must come within a time at the latest then, never below the base delay', async () => {
+    // Plain failures back off 1, 2, 4, 8 s; one that must come within 3 s waits 3 s (not 16), one within
+    // 0.2 s the base delay (1 s), one within more than its backoff its backoff (the count keeps growing).
+    const answers: (Error | undefined)[] = [
+      new Error('409'),
+      new Error('409'),
+      new Error('409'),
+      new Error('409'),
+      new RetryWithin('409, SVID expires in 12 s', 3000),
+      new RetryWithin('409, SVID expires in 0.8 s', 200),
+      new RetryWithin('409, SVID expires in 1 h', 900_000),
+      new RetryWithin('a broken hint', Number.NaN),
+      undefined,
+    ];
+    const h = harness({ concurrency: 1 }, () => answers.shift());
+    h.q.add('k');
+    await h.finish();
+    const waits: number[] = [];
+    let last = h.clock.t;
+    while (answers.length > 0) {
+      let waited = 0;
+      while (h.running.length === 0) {
+        h.clock.advance(100);
+        waited += 100;
+        await flush();
+        expect(waited, 'retried within 60 s').to.be.at.most(60_000);
+      }
+      waits.push(h.clock.t - last);
+      last = h.clock.t;
+      await h.finish();
+    }
+    expect(waits).to.deep.equal([1000, 2000, 4000, 8000, 3000, 1000, 60_000, 60_000]);
     expect(h.q.failuresOf('k')).to.equal(0);
   });
 

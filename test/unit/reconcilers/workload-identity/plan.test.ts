@@ -4,6 +4,7 @@ import {
   isPaced,
   plan,
   retryDelayMs,
+  retryWithinMs,
   scheduledRenewal,
   type IdentityPolicy,
 } from '../../../../src/reconcilers/workload-identity/plan.ts';
@@ -96,6 +97,16 @@ describe('reconcile plan', () => {
     expect(retryDelayMs(20, undefined, t)).to.equal(300_000);
     expect(retryDelayMs(20, new Date(t.getTime() + 60_000), t)).to.equal(15_000);
     expect(retryDelayMs(20, new Date(t.getTime() + 1000), t)).to.equal(1000);
+  });
+
+  it("bounds a failed renewal write's retry by a quarter of the current SVID's time left, while it is valid", () => {
+    const t = new Date('2030-01-01T00:00:00Z');
+    expect(retryWithinMs(new Date(t.getTime() + 20_000), t)).to.equal(5000);
+    expect(retryWithinMs(new Date(t.getTime() + 1), t)).to.equal(0.25);
+    expect(retryWithinMs(t, t), 'expired at this instant').to.equal(undefined);
+    expect(retryWithinMs(new Date(t.getTime() - 1000), t), 'expired').to.equal(undefined);
+    expect(retryWithinMs(undefined, t), 'no SVID yet').to.equal(undefined);
+    expect(retryWithinMs(new Date('not a time'), t), 'an unreadable status.notAfter').to.equal(undefined);
   });
 
   it('paces only re-issuance for a workload that still holds a valid SVID', () => {
