@@ -98,7 +98,7 @@ export class KubeClient {
   async watch(req: WatchRequest): Promise<WatchEnd> {
     let conn;
     try {
-      conn = await this.transport.connection();
+      conn = await this.transport.connection('watch');
     } catch (err) {
       return { kind: 'error', error: err instanceof Error ? err : new Error(String(err)), aborted: false };
     }

@@ -12,9 +12,15 @@ export interface Connection {
   dispatcher: Dispatcher;
 }
 
+/**
+ * What a connection is for: a request (answered within seconds, on a bounded pool) or a watch (holds its
+ * connection for minutes, so it has a pool of its own and never takes a request's connection).
+ */
+export type ConnectionUse = 'request' | 'watch';
+
 /** Gives the connection for the next request (tokens re-read, connections reused). */
 export interface KubeTransport {
-  connection(): Promise<Connection>;
+  connection(use?: ConnectionUse): Promise<Connection>;
   /** Closes pooled connections. */
   close(): Promise<void>;
   /** Where requests go and how they authenticate, for logs (no secrets). */

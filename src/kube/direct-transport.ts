@@ -1,4 +1,5 @@
-// Requests as a DirectConfig says: one pooled undici Agent, and the bearer token (re-read from its file
+// Requests as a DirectConfig says: pooled undici Agents (one for requests, bounded by `connections`, one
+// for watches), and the bearer token (re-read from its file
 // on rotation) as a header. TLS material given as files is read again every `rereadMs`; when it changed
 // (a rotated client certificate) and the new certificate and key belong together, later requests get a
 // new Agent and the old one closes once its requests (and watches) end.
@@ -7,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent } from './undici-agent.ts';
-import type { Connection, KubeTransport } from './connection.ts';
+import type { Connection, ConnectionUse, KubeTransport } from './connection.ts';
 import type { DirectConfig, Material } from './kubeconfig.ts';
 import { TokenFile } from './token-file.ts';
 
@@ -16,6 +17,11 @@ export interface DirectTransportOptions {
   clock?: () => number;
   /** How often TLS files are read again. Default 60 s. */
   rereadMs?: number;
+  /**
+   * At most this many connections carry requests at once; more requests wait for a free one. Watches use a
+   * pool of their own without a bound (one connection per watch, held for minutes). Default: no bound.
+   */
+  connections?: number;
 }
 
 /** How long an idle pooled connection is kept when the server does not say (see agentFor). */
@@ -49,9 +55,13 @@ export async function directTransport(
   // does send `Keep-Alive: timeout=N` (Node's http server, e.g. the chaos tests' fault proxy: timeout=5) is
   // still believed: undici then keeps the connection N s less keepAliveTimeoutThreshold (2 s), so it never
   // reuses one the server is about to close.
-  const agentFor = (tls: Tls): Dispatcher =>
+  //
+  // Requests and watches get a pool each (see DirectTransportOptions.connections): in one bounded pool,
+  // enough open watches would leave no connection for any request.
+  const agentFor = (tls: Tls, connections?: number): Dispatcher =>
     new Agent({
       keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
+      ...(connections !== undefined && { connections }),
       connect: {
         secureContext: createSecureContext({
           ...(tls.ca && { ca: tls.ca }),
@@ -62,20 +72,29 @@ export async function directTransport(
         rejectUnauthorized: !config.insecureSkipTlsVerify,
       },
     });
+  if (o.connections !== undefined && !(Number.isSafeInteger(o.connections) && o.connections >= 1))
+    throw new RangeError(`connections must be a whole number >= 1, not ${o.connections}`);
+  const poolsFor = (tls: Tls) => ({
+    digest: tls.digest,
+    request: agentFor(tls, o.connections),
+    watch: agentFor(tls),
+  });
+  const closePools = (p: { request: Dispatcher; watch: Dispatcher }) =>
+    Promise.all([p.request.close(), p.watch.close()]).then(() => undefined);
   const first = await readTls(config);
-  let pool = { digest: first.digest, dispatcher: agentFor(first) };
+  let pool = poolsFor(first);
   const fromFiles = [config.ca, config.cert, config.key].some((m) => m && 'file' in m);
   let checkedAt = clock();
   let checking: Promise<void> | undefined;
-  const dispatcher = async (): Promise<Dispatcher> => {
+  const dispatcher = async (use: ConnectionUse): Promise<Dispatcher> => {
     if (fromFiles && clock() - checkedAt >= rereadMs) {
       checking ??= (async () => {
         try {
           const next = await readTls(config);
           if (next.digest !== pool.digest) {
-            const old = pool.dispatcher;
-            pool = { digest: next.digest, dispatcher: agentFor(next) };
-            void old.close();
+            const old = pool;
+            pool = poolsFor(next);
+            void closePools(old);
           }
         } catch {
           // Missing, unreadable or a certificate that does not match its key (a rotation writes its files
@@ -85,7 +104,7 @@ export async function directTransport(
       })().finally(() => (checking = undefined));
       await checking;
     }
-    return pool.dispatcher;
+    return pool[use];
   };
   const tokenFile = config.tokenFile ? new TokenFile(config.tokenFile, { clock }) : undefined;
   const base = { origin: url.origin, pathPrefix: url.pathname.replace(/\/+$/, '') };
@@ -96,11 +115,11 @@ export async function directTransport(
     .filter(Boolean)
     .join(' and ');
   return {
-    async connection(): Promise<Connection> {
+    async connection(use: ConnectionUse = 'request'): Promise<Connection> {
       const headers = tokenFile ? { authorization: `Bearer ${await tokenFile.token()}` } : fixedHeaders;
-      return { ...base, headers, dispatcher: await dispatcher() };
+      return { ...base, headers, dispatcher: await dispatcher(use) };
     },
-    close: () => pool.dispatcher.close(),
+    close: () => closePools(pool),
     description: `${url.origin} (${auth || 'anonymous'}${config.insecureSkipTlsVerify ? ', TLS NOT verified' : ''})`,
   };
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fs } from '../builtins.ts';
 import { KubeClient } from './client.ts';
 import type { KubeTransport } from './connection.ts';
-import { directTransport } from './direct-transport.ts';
+import { directTransport, type DirectTransportOptions } from './direct-transport.ts';
 import { inCluster, inClusterConfig, SERVICE_ACCOUNT_DIR } from './in-cluster.ts';
 import { KubeconfigError, resolveKubeconfig } from './kubeconfig.ts';
 
@@ -16,6 +16,11 @@ export interface LoadOptions {
   home?: string;
   /** The service account's directory in a pod. */
   serviceAccountDir?: string;
+  /**
+   * Connections open at once for requests (direct-transport.ts); watches have their own. Applies to plain
+   * kubeconfigs and the in-cluster configuration; a kubeconfig handed to client-node uses its pool.
+   */
+  connections?: number;
 }
 
 /** A client for the API server the environment points at. */
@@ -30,18 +35,22 @@ export async function loadTransport(env: NodeJS.ProcessEnv, o: LoadOptions = {})
     const { clientNodeTransportFromFiles } = await import('./client-node-transport.ts');
     return clientNodeTransportFromFiles(listed);
   }
-  if (listed.length === 1) return kubeconfigTransport(listed[0] as string);
+  const direct = { ...(o.connections !== undefined && { connections: o.connections }) };
+  if (listed.length === 1) return kubeconfigTransport(listed[0] as string, direct);
   const home = path.join(o.home ?? os.homedir(), '.kube', 'config');
-  if (fs.existsSync(home)) return kubeconfigTransport(home);
+  if (fs.existsSync(home)) return kubeconfigTransport(home, direct);
   if (inCluster(env))
-    return directTransport(inClusterConfig(env, o.serviceAccountDir ?? SERVICE_ACCOUNT_DIR));
+    return directTransport(inClusterConfig(env, o.serviceAccountDir ?? SERVICE_ACCOUNT_DIR), direct);
   throw new KubeconfigError(
     `no Kubernetes configuration found: KUBECONFIG is not set, ${home} does not exist, and KUBERNETES_SERVICE_HOST/PORT are not set; set KUBECONFIG to a kubeconfig file, or run in a pod with a service account`,
   );
 }
 
 /** The transport for one kubeconfig file. */
-export async function kubeconfigTransport(file: string): Promise<KubeTransport> {
+export async function kubeconfigTransport(
+  file: string,
+  o: DirectTransportOptions = {},
+): Promise<KubeTransport> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -52,7 +61,7 @@ export async function kubeconfigTransport(file: string): Promise<KubeTransport> 
     );
   }
   const resolved = resolveKubeconfig(text, file);
-  if (resolved.kind === 'direct') return directTransport(resolved.config);
+  if (resolved.kind === 'direct') return directTransport(resolved.config, o);
   const { clientNodeTransportFromFiles } = await import('./client-node-transport.ts');
   return clientNodeTransportFromFiles([file]);
 }

@@ -45,7 +45,7 @@ export async function runOperator(
   const unhealthyAfterMs = (tuning.healthWindowSeconds ?? 0) * 1000 || UNHEALTHY_AFTER_MS;
   const cacheSyncTimeoutMs = (tuning.cacheSyncTimeoutSeconds ?? 0) * 1000 || CACHE_SYNC_TIMEOUT_MS;
   const log = createLogger(config.logLevel);
-  const kc = await loadKubeClient(env);
+  const kc = await loadKubeClient(env, { connections: config.apiConnections });
   const metrics = new ControllerMetrics();
   collectProcessMetrics(metrics.registry);
   const extraRootsPem = config.extraTrustRootsFile

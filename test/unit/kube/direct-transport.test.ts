@@ -107,6 +107,88 @@ describe('directTransport (client certificates from files, rotated in place)', f
     }
   });
 
+  it('carries requests on at most `connections` connections, and watches on their own', async () => {
+    // Watches stay open for the whole test; requests take 30 ms each. With one bounded pool of 3, the five
+    // watches would hold every connection and no request would ever be answered.
+    const serving = await createSelfSignedCa({ trustDomain: 'pool.example' });
+    const socketsOf = { watch: new Set<unknown>(), request: new Set<unknown>() };
+    let inFlight = 0;
+    let most = 0;
+    let watchesOpen = 0;
+    const pool = https.createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+      if (req.url?.includes('watch=true')) {
+        socketsOf.watch.add(req.socket);
+        watchesOpen++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('\n');
+        return; // held open until the client aborts
+      }
+      socketsOf.request.add(req.socket);
+      most = Math.max(most, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      }, 30);
+    });
+    pool.listen(0, '127.0.0.1');
+    await once(pool, 'listening');
+    const client = new KubeClient(
+      await directTransport(
+        { server: `https://127.0.0.1:${(pool.address() as AddressInfo).port}`, insecureSkipTlsVerify: true },
+        { connections: 3 },
+      ),
+    );
+    const stop = new AbortController();
+    try {
+      const opened: Promise<void>[] = [];
+      const watches = Array.from({ length: 5 }, (_, i) => {
+        let open!: () => void;
+        opened.push(new Promise<void>((r) => (open = r)));
+        return client.watch({
+          path: `/api/v1/namespaces/n${i}/secrets`,
+          query: {},
+          signal: stop.signal,
+          deadConnectionMs: 60_000,
+          onOpen: () => open(),
+          onEvent: () => undefined,
+        });
+      });
+      await Promise.all(opened);
+      expect(watchesOpen).to.equal(5);
+      await Promise.all(Array.from({ length: 12 }, (_, i) => client.get(`/api/v1/namespaces/r${i}`)));
+      expect(most, 'requests at the server at once').to.equal(3);
+      expect(socketsOf.request.size, 'connections that carried requests').to.equal(3);
+      expect(socketsOf.watch.size, 'connections that carried watches').to.equal(5);
+      expect(
+        [...socketsOf.watch].some((s) => socketsOf.request.has(s)),
+        'a shared connection',
+      ).to.equal(false);
+      stop.abort();
+      await Promise.all(watches);
+    } finally {
+      stop.abort();
+      await client.close();
+      pool.closeAllConnections();
+      pool.close();
+    }
+  });
+
+  it('refuses a connection bound that is not a whole number from 1', async () => {
+    for (const connections of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      let err: unknown;
+      try {
+        await directTransport(
+          { server: 'https://127.0.0.1:1', insecureSkipTlsVerify: true },
+          { connections },
+        );
+      } catch (e) {
+        err = e;
+      }
+      expect(err, String(connections)).to.be.instanceOf(RangeError);
+      expect((err as Error).message).to.equal(`connections must be a whole number >= 1, not ${connections}`);
+    }
+  });
+
   // The shared context must still carry the kubeconfig's CA, and verification stay on unless skipped: a
   // server whose certificate (DNS name localhost, no IP) a CA of the test issued.
   describe('verifies the API server as the kubeconfig says', () => {

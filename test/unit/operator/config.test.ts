@@ -61,6 +61,30 @@ describe('operator configuration', () => {
     });
   });
 
+  describe('--api-connections', () => {
+    it('defaults to 32, and takes a whole number from the flag or SVID_API_CONNECTIONS', () => {
+      expect(parseConfig(required, {}).apiConnections).to.equal(32);
+      expect(parseConfig([...required, '--api-connections=8'], {}).apiConnections).to.equal(8);
+      expect(parseConfig(required, { SVID_API_CONNECTIONS: '1024' }).apiConnections).to.equal(1024);
+      expect(
+        parseConfig([...required, '--api-connections=2'], { SVID_API_CONNECTIONS: '64' }).apiConnections,
+        'the flag wins',
+      ).to.equal(2);
+    });
+    for (const bad of ['0', '-1', '1.5', 'many', '', '1e3', '0x10', ' 8', '8 ', '+8', '1025', '9999999999']) {
+      it(`refuses ${JSON.stringify(bad)}, saying what it takes`, () => {
+        expect(refused([`--api-connections=${bad}`])).to.include(
+          `--api-connections must be a whole number from 1 to 1024, not "${bad}"`,
+        );
+      });
+    }
+    it('refuses a bad SVID_API_CONNECTIONS the same way', () => {
+      expect(refused([], { SVID_API_CONNECTIONS: '1e3' })).to.include(
+        '--api-connections must be a whole number from 1 to 1024, not "1e3"',
+      );
+    });
+  });
+
   describe('test-only tuning from the environment', () => {
     it('is empty by default and reads whole seconds', () => {
       expect(parseTestTuning({})).to.deep.equal({
