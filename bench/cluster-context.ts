@@ -16,9 +16,18 @@ export interface ClusterContext {
   watch: IdentityWatch;
   /** The operator process now running. */
   op: OperatorProcess;
-  /** Replaces the operator with a fresh process, optionally with extra flags, and waits until it reconciles. */
-  restartOperator(extraArgs?: string[]): Promise<void>;
+  /**
+   * Replaces the operator with a fresh process, optionally with extra flags, or launched another way than
+   * the image launches it (environment variables set over the image's, node flags instead of its own).
+   */
+  restartOperator(extraArgs?: string[], launch?: OperatorLaunchVariant): Promise<void>;
   log(line: string): void;
+}
+
+/** How a restarted operator is launched instead of as the image does (see bench/cluster.ts). */
+export interface OperatorLaunchVariant {
+  env?: Record<string, string>;
+  nodeArgs?: string[];
 }
 
 export function identitySpec(name: string, extra: Record<string, unknown> = {}) {

@@ -100,6 +100,16 @@ export interface ClusterResult {
     rssMb10kIdle: number | null;
     idleSeconds: number;
     rssMb10kWithUnrelatedSecrets: number | null;
+    /**
+     * RSS at the largest point after a restart (everything up to date, 0 writes), launched three ways: as
+     * the image does, without its malloc settings (MALLOC_ARENA_MAX, GLIBC_TUNABLES), and as plain `node`
+     * (neither those nor its node flags): whether the memory figures rest on the settings.
+     */
+    afterRestart: {
+      imageMb: number | null;
+      noMallocSettingsMb: number | null;
+      plainNodeMb: number | null;
+    };
     identities: number;
     unrelatedSecrets: number;
   };
@@ -200,6 +210,7 @@ export function emptyClusterResult(sizes: ClusterSizes): ClusterResult {
       rssMb10kIdle: null,
       idleSeconds: sizes.idleSeconds,
       rssMb10kWithUnrelatedSecrets: null,
+      afterRestart: { imageMb: null, noMallocSettingsMb: null, plainNodeMb: null },
       identities: sizes.scaleTo,
       unrelatedSecrets: sizes.unrelatedSecrets,
     },

@@ -10,7 +10,8 @@
 //  5. a CA change: time until every identity holds an SVID from the new CA, and the peak write rate;
 //  6. the second scale point: a wave up to the full number of identities, measured like the first;
 //  7. memory with as many unrelated Secrets added;
-//  8. with --long, the steady state (bench/steady.ts); `--long --only steady` runs it alone.
+//  8. memory after a restart at that size, as the image launches the operator and without its settings;
+//  9. with --long, the steady state (bench/steady.ts); `--long --only steady` runs it alone.
 // The operator counts its own writes (svid_operator_api_writes_total); "writes" are Secret and status
 // writes, the Events it records are reported beside them.
 import { execFile } from 'node:child_process';
@@ -28,7 +29,13 @@ import { createNamespace, isReady, putCaSecret } from '../test/harness/identitie
 import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { measureApiLimit } from './api-limit.ts';
 import { apfLevels } from './apf.ts';
-import { CREATE_CONCURRENCY, createWave, names, type ClusterContext } from './cluster-context.ts';
+import {
+  CREATE_CONCURRENCY,
+  createWave,
+  names,
+  type ClusterContext,
+  type OperatorLaunchVariant,
+} from './cluster-context.ts';
 import type { ClusterResult, ClusterSizes, ScalePoint } from './cluster-result.ts';
 import { IdentityWatch, pool } from './identity-watch.ts';
 import { operatorKubeconfig, operatorKubeconfigPath } from './operator-account.ts';
@@ -254,6 +261,36 @@ async function phaseUnrelatedSecrets(
   result.memory.rssMb10kWithUnrelatedSecrets = await settledRssMb(ctx.op, 5);
 }
 
+/**
+ * 8. Memory after a restart holding every identity (0 writes, each Secret verified once), launched three
+ * ways, the image's way last so a steady state after it runs as the image does. Empty values turn the
+ * malloc settings off (glibc ignores an empty GLIBC_TUNABLES, and MALLOC_ARENA_MAX= leaves its default).
+ */
+async function phaseMemoryWithoutSettings(
+  ctx: ClusterContext,
+  sizes: ClusterSizes,
+  result: ClusterResult,
+): Promise<void> {
+  const variants: [keyof ClusterResult['memory']['afterRestart'], string, OperatorLaunchVariant][] = [
+    ['plainNodeMb', 'plain node', { env: { MALLOC_ARENA_MAX: '', GLIBC_TUNABLES: '' }, nodeArgs: [] }],
+    [
+      'noMallocSettingsMb',
+      'without the malloc settings',
+      { env: { MALLOC_ARENA_MAX: '', GLIBC_TUNABLES: '' } },
+    ],
+    ['imageMb', 'as the image', {}],
+  ];
+  for (const [field, what, variant] of variants) {
+    ctx.log(`cluster: restarting the operator ${what} (${sizes.scaleTo} identities)`);
+    await ctx.restartOperator([], variant);
+    const idle = await waitIdle(ctx.op, 5000, 10 * 60_000);
+    if (idle.reconciles < sizes.scaleTo)
+      throw new Error(`the operator restarted ${what} reconciled ${idle.reconciles} of ${sizes.scaleTo}`);
+    result.memory.afterRestart[field] = await settledRssMb(ctx.op, 5);
+    ctx.log(`cluster: RSS ${result.memory.afterRestart[field]?.toFixed(1)} MB after a restart ${what}`);
+  }
+}
+
 /** Fills `result` phase by phase, so the figures measured before a failure survive it. */
 export async function benchCluster(
   sizes: ClusterSizes,
@@ -272,13 +309,13 @@ export async function benchCluster(
     kc,
     watch,
     op: new OperatorProcess(operatorConfig, OPERATOR_ARGS, OPERATOR_ENV, OPERATOR_LAUNCH),
-    async restartOperator(extraArgs: string[] = []) {
+    async restartOperator(extraArgs: string[] = [], launch: OperatorLaunchVariant = {}) {
       await this.op.stop();
       this.op = new OperatorProcess(
         operatorConfig,
         [...OPERATOR_ARGS, ...extraArgs],
-        OPERATOR_ENV,
-        OPERATOR_LAUNCH,
+        { ...OPERATOR_ENV, ...launch.env },
+        { ...OPERATOR_LAUNCH, ...(launch.nodeArgs && { nodeArgs: launch.nodeArgs }) },
       );
       await this.op.start();
     },
@@ -315,6 +352,7 @@ export async function benchCluster(
       await phaseCaRotation(ctx, result, waveKeys);
       await phaseSecondWave(ctx, sizes, result);
       await phaseUnrelatedSecrets(ctx, sizes, result);
+      await phaseMemoryWithoutSettings(ctx, sizes, result);
     }
     if (sizes.steady) await measureSteady(ctx, sizes.steady, BOUNDS, result.steady);
   } finally {

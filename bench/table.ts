@@ -58,6 +58,9 @@ export function printTable(r: BenchResults, sizes: ClusterSizes): void {
       fmt(memory.rssMb10kWithUnrelatedSecrets),
       'no rise',
     ],
+    [`memory: RSS MB, ${sizes.scaleTo} after a restart, as the image`, fmt(memory.afterRestart.imageMb), ''],
+    ['  the same without its malloc settings', fmt(memory.afterRestart.noMallocSettingsMb), 'target < 110'],
+    ['  the same as plain node (no node flags either)', fmt(memory.afterRestart.plainNodeMb), ''],
     ...point(p1, ''),
     ...point(p2, ''),
     [

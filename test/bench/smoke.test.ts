@@ -53,6 +53,10 @@ describe('npm run bench --smoke', function () {
       for (const [section, keys] of Object.entries(cluster)) {
         for (const key of keys) expect(results[section]?.[key], `${section}.${key}`).to.be.a('number');
       }
+      // Memory after restarts launched as the image does, without its malloc settings, and as plain node.
+      const restarted = (results.memory as { afterRestart: Record<string, unknown> }).afterRestart;
+      for (const key of ['imageMb', 'noMallocSettingsMb', 'plainNodeMb'])
+        expect(restarted[key], `memory.afterRestart.${key}`).to.be.a('number').greaterThan(0);
       // The scale curve: two points (the first wave, then up to the full number), each fully measured.
       const scale = results.scale as { points: Record<string, unknown>[]; growth: Record<string, unknown> };
       expect(scale.points.map((p) => p.identities)).to.deep.equal([20, 40]);
