@@ -135,6 +135,9 @@ const clientArgs = (n: ScenarioNames, count: number, intervalMs: number) => [
   String(count),
   '--interval-ms',
   String(intervalMs),
+  // Started right after the server: wait until kube-proxy routes its Service before the first request.
+  '--wait-reachable-ms',
+  '60000',
 ];
 
 /** The client, calling the server continuously (it runs longer than any scenario). */

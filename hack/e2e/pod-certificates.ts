@@ -147,6 +147,10 @@ function workloads(): { server: string; client: string } {
     '1000000',
     '--interval-ms',
     '500',
+    // Started right after the server: wait until kube-proxy routes its Service before the first request
+    // (a first request before it once failed with ENETUNREACH to the ClusterIP).
+    '--wait-reachable-ms',
+    '60000',
   ]);
   return {
     server: [server, svc].map((d) => toYaml(d)).join('---\n'),

@@ -84,4 +84,68 @@ describe('mTLS library: the example pair', function () {
       for (const v of [serverVol, clientVol, otherVol]) await v.remove();
     }
   });
+
+  it('with --wait-reachable-ms, the client waits for a server that starts later, then every request counts', async () => {
+    const pki = await makePki();
+    const serverVol = await SecretVolume.create(filesOf(await pki.issue('server')));
+    const clientVol = await SecretVolume.create(filesOf(await pki.issue('client')));
+    const port = await freePort();
+    const args = (waitMs: string) => [
+      example('client'),
+      '--svid-dir',
+      clientVol.dir,
+      '--url',
+      `https://127.0.0.1:${port}/`,
+      '--server-id',
+      id('server'),
+      '--count',
+      '2',
+      '--interval-ms',
+      '100',
+      '--wait-reachable-ms',
+      waitMs,
+    ];
+    let server: ReturnType<typeof spawn> | undefined;
+    try {
+      // Nothing listens: after its wait the client sends its requests anyway, and they fail and count.
+      const gaveUp = await run(process.execPath, args('600')).then(
+        () => ({ code: 0, stdout: '' }),
+        (err: { stdout: string; code: number }) => err,
+      );
+      expect(gaveUp.code).to.equal(1);
+      const unreachable = gaveUp.stdout.split('\n').find((l) => l.includes('"unreachable"')) ?? '';
+      expect(JSON.parse(unreachable)).to.include({ event: 'unreachable', error: 'ECONNREFUSED' });
+      expect(gaveUp.stdout).to.match(/^1 error /m);
+      // The server starts while the client waits: no request fails.
+      const client = spawn(process.execPath, args('30000'));
+      let stdout = '';
+      client.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = once(client, 'exit');
+      for (let i = 0; i < 600 && !stdout.includes('"started"'); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 700));
+      server = spawn(process.execPath, [
+        example('server'),
+        '--svid-dir',
+        serverVol.dir,
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--allow',
+        id('client'),
+      ]);
+      const [code] = (await exited) as [number];
+      expect(code, stdout).to.equal(0);
+      const reachable = JSON.parse(stdout.split('\n').find((l) => l.includes('"reachable"')) ?? '{}') as {
+        attempts?: number;
+      };
+      expect(reachable.attempts, stdout).to.be.greaterThan(1);
+      expect(stdout.split('\n').filter((l) => /^\d+ 200 /.test(l))).to.have.length(2);
+    } finally {
+      server?.kill();
+      if (server) await once(server, 'exit');
+      for (const v of [serverVol, clientVol]) await v.remove();
+    }
+  });
 });
