@@ -9,6 +9,20 @@ import { filesOf, id, makePki, SecretVolume } from './fixtures.ts';
 const run = promisify(execFile);
 const example = (name: string) => fileURLToPath(new URL(`../../examples/${name}.ts`, import.meta.url));
 
+/** The example server on 127.0.0.1:`port` with the SVID in `dir`, allowing the client's SPIFFE ID. */
+const startServer = (dir: string, port: number) =>
+  spawn(process.execPath, [
+    example('server'),
+    '--svid-dir',
+    dir,
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--allow',
+    id('client'),
+  ]);
+
 describe('mTLS library: the example pair', function () {
   this.timeout(60_000);
 
@@ -18,17 +32,7 @@ describe('mTLS library: the example pair', function () {
     const clientVol = await SecretVolume.create(filesOf(await pki.issue('client')));
     const otherVol = await SecretVolume.create(filesOf(await pki.issue('other')));
     const port = await freePort();
-    const server = spawn(process.execPath, [
-      example('server'),
-      '--svid-dir',
-      serverVol.dir,
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-      '--allow',
-      id('client'),
-    ]);
+    const server = startServer(serverVol.dir, port);
     let out = '';
     server.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -124,17 +128,7 @@ describe('mTLS library: the example pair', function () {
       for (let i = 0; i < 600 && !stdout.includes('"started"'); i++)
         await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 700));
-      server = spawn(process.execPath, [
-        example('server'),
-        '--svid-dir',
-        serverVol.dir,
-        '--port',
-        String(port),
-        '--host',
-        '127.0.0.1',
-        '--allow',
-        id('client'),
-      ]);
+      server = startServer(serverVol.dir, port);
       const [code] = (await exited) as [number];
       expect(code, stdout).to.equal(0);
       const reachable = JSON.parse(stdout.split('\n').find((l) => l.includes('"reachable"')) ?? '{}') as {

@@ -66,6 +66,31 @@ function harness(
   };
 }
 
+/**
+ * Runs one key whose successive runs answer `answers` in order (an Error is a failure), on one slot, and
+ * returns the wait before each retry, found by advancing the fake clock 100 ms at a time.
+ */
+async function retryWaits(answers: (Error | undefined)[]) {
+  const h = harness({ concurrency: 1 }, () => answers.shift());
+  h.q.add('k');
+  await h.finish();
+  const waits: number[] = [];
+  let last = h.clock.t;
+  while (answers.length > 0) {
+    let waited = 0;
+    while (h.running.length === 0) {
+      h.clock.advance(100);
+      waited += 100;
+      await flush();
+      expect(waited, 'retried within 60 s').to.be.at.most(60_000);
+    }
+    waits.push(h.clock.t - last);
+    last = h.clock.t;
+    await h.finish();
+  }
+  return { h, waits };
+}
+
 describe('work queue: priority lanes and schedule (injected clock)', () => {
   it('serves urgent, due, normal, resync in that order, each first in, first out', async () => {
     const h = harness({ concurrency: 1, fairShare: 0 });
@@ -196,23 +221,7 @@ describe('work queue: priority lanes and schedule (injected clock)', () => {
       new Error('status 503'),
       undefined,
     ];
-    const h = harness({ concurrency: 1 }, () => answers.shift());
-    h.q.add('k');
-    await h.finish();
-    const waits: number[] = [];
-    let last = h.clock.t;
-    while (answers.length > 0) {
-      let waited = 0;
-      while (h.running.length === 0) {
-        h.clock.advance(100);
-        waited += 100;
-        await flush();
-        expect(waited, 'retried within 60 s').to.be.at.most(60_000);
-      }
-      waits.push(h.clock.t - last);
-      last = h.clock.t;
-      await h.finish();
-    }
+    const { h, waits } = await retryWaits(answers);
     expect(waits).to.deep.equal([1000, 2000, 1000, 2000, 4000]);
     expect(h.q.failuresOf('k')).to.equal(0);
   });
@@ -231,23 +240,7 @@ describe('work queue: priority lanes and schedule (injected clock)', () => {
       new RetryWithin('a broken hint', Number.NaN),
       undefined,
     ];
-    const h = harness({ concurrency: 1 }, () => answers.shift());
-    h.q.add('k');
-    await h.finish();
-    const waits: number[] = [];
-    let last = h.clock.t;
-    while (answers.length > 0) {
-      let waited = 0;
-      while (h.running.length === 0) {
-        h.clock.advance(100);
-        waited += 100;
-        await flush();
-        expect(waited, 'retried within 60 s').to.be.at.most(60_000);
-      }
-      waits.push(h.clock.t - last);
-      last = h.clock.t;
-      await h.finish();
-    }
+    const { h, waits } = await retryWaits(answers);
     expect(waits).to.deep.equal([1000, 2000, 4000, 8000, 3000, 1000, 60_000, 60_000]);
     expect(h.q.failuresOf('k')).to.equal(0);
   });
